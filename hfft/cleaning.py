@@ -1,0 +1,120 @@
+"""Row cleaning with an account of every dropped row (nothing is dropped silently)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hfft.errors import DataError
+
+logger = logging.getLogger("hfft")
+PROBLEM = "__hfft_problem"
+MAX_LISTED = 50
+
+
+@dataclass
+class SplitReport:
+    """What happened to one split: rows in/out, drops by reason, named bad files."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)  # e.g. names of corrupt files (first MAX_LISTED)
+    notes: dict[str, Any] = field(default_factory=dict)  # e.g. {"truncated": 12}
+
+
+@dataclass
+class DataReport:
+    """Per-split cleaning report, saved as `data_report.json` and printed."""
+
+    splits: dict[str, SplitReport] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: vars(report) for name, report in self.splits.items()}
+
+    def summary(self) -> str:
+        lines = []
+        for name, r in self.splits.items():
+            drops = ", ".join(f"{k}: {v}" for k, v in sorted(r.dropped.items())) or "none"
+            line = f"  {name}: {r.rows_in} rows in, {r.rows_out} kept; dropped: {drops}"
+            if r.notes:
+                line += "; " + ", ".join(f"{k}: {v}" for k, v in r.notes.items())
+            lines.append(line)
+            lines.extend(f"    - {e}" for e in r.examples[:10])
+            if len(r.examples) > 10:
+                lines.append(f"    ... and {len(r.examples) - 10} more (see data_report.json)")
+        return "\n".join(lines)
+
+
+BatchCheck = Callable[[dict[str, list]], list[str | None]]
+
+
+def clean_split(
+    dataset: Any,
+    split: str,
+    report: DataReport,
+    check_batch: BatchCheck,
+    dedup_columns: list[str] | None,
+    max_bad_fraction: float,
+) -> Any:
+    """Drop rows ``check_batch`` flags (``"reason"`` or ``"reason: detail"``) and duplicates; count all.
+
+    ``check_batch`` may also rewrite the batch in place (e.g. strip whitespace).
+    Reasons starting with ``corrupt`` count towards ``max_bad_fraction``.
+    """
+    entry = report.splits.setdefault(split, SplitReport())
+    entry.rows_in = len(dataset)
+
+    def mark(batch: dict[str, list]) -> dict[str, list]:
+        batch[PROBLEM] = [p or "" for p in check_batch(batch)]
+        return batch
+
+    marked = dataset.map(mark, batched=True, desc=f"checking {split} rows")
+    problems = marked[PROBLEM]
+    if dedup_columns:
+        problems = _mark_duplicates(marked, problems, dedup_columns)
+    reasons = Counter(p.split(":", 1)[0] for p in problems if p)
+    entry.dropped = dict(reasons)
+    entry.examples = [p.split(":", 1)[1].strip() for p in problems if ":" in p][:MAX_LISTED]
+    corrupt = sum(n for reason, n in reasons.items() if reason.startswith("corrupt"))
+    if entry.rows_in and corrupt / entry.rows_in > max_bad_fraction:
+        raise DataError(
+            f"{split}: {corrupt} of {entry.rows_in} rows are corrupt or unreadable "
+            f"({corrupt / entry.rows_in:.1%} > data.max_bad_fraction={max_bad_fraction}); first: "
+            f"{', '.join(entry.examples[:5])}."
+        )
+    if reasons:
+        keep = [i for i, p in enumerate(problems) if not p]
+        marked = marked.select(keep)
+        logger.warning(
+            "%s: dropped %d of %d rows (%s)",
+            split,
+            entry.rows_in - len(keep),
+            entry.rows_in,
+            ", ".join(f"{k}: {v}" for k, v in reasons.items()),
+        )
+    cleaned = marked.remove_columns(PROBLEM)
+    entry.rows_out = len(cleaned)
+    if entry.rows_out == 0:
+        raise DataError(
+            f"{split}: no rows left after cleaning ({entry.rows_in} in; dropped "
+            f"{', '.join(f'{k}: {v}' for k, v in reasons.items())})."
+        )
+    return cleaned
+
+
+def _mark_duplicates(dataset: Any, problems: list[str], columns: list[str]) -> list[str]:
+    seen: set = set()
+    values = list(zip(*(dataset[c] for c in columns)))
+    out = list(problems)
+    for i, key in enumerate(values):
+        if out[i]:
+            continue
+        key = tuple(repr(v) for v in key)
+        if key in seen:
+            out[i] = "duplicate"
+        seen.add(key)
+    return out

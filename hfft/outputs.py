@@ -1,0 +1,189 @@
+"""The run directory: what a run writes next to the model, and how a finished run is loaded back."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hfft.errors import ConfigError, HfftError
+
+CONFIG_FILE = "hfft_config.yaml"
+RUN_INFO_FILE = "run_info.json"
+DATA_REPORT_FILE = "data_report.json"
+PACKAGES = ("hfft", "torch", "transformers", "datasets", "peft", "accelerate", "evaluate")
+
+
+def is_finished_run(path: Path) -> bool:
+    return (path / RUN_INFO_FILE).is_file() and (path / "all_results.json").is_file()
+
+
+def check_output_dir(path: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to clobber a finished run, or to mix a new run into old checkpoints."""
+    if not path.exists() or overwrite:
+        return
+    if is_finished_run(path) and not resume:
+        raise ConfigError(
+            f"Output directory '{path}' already holds a finished run. Choose another "
+            "training.output_dir, or set overwrite: true to replace it."
+        )
+    if not resume and any(path.glob("checkpoint-*")):
+        raise ConfigError(
+            f"Output directory '{path}' holds checkpoints of an unfinished run. Resume it with "
+            "`hfft train CONFIG --resume`, or set overwrite: true to start again."
+        )
+
+
+def last_checkpoint(path: Path) -> str | None:
+    """The newest complete `checkpoint-N` (one whose trainer_state.json was written last)."""
+    complete = []
+    for ckpt in path.glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", ckpt.name)
+        if match and (ckpt / "trainer_state.json").is_file():
+            complete.append((int(match.group(1)), ckpt))
+    return str(max(complete)[1]) if complete else None
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, trainer: Any) -> None:
+    """Resolved config, run info (versions, labels, params), data report and model card."""
+    from hfft.modeling import count_parameters
+
+    out = recipe.output_dir
+    config = recipe.config.to_dict()
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    info = {
+        "task": recipe.task,
+        "base_model": model_path,
+        "tuning": recipe.config.tuning.method,
+        "labels": recipe.labels.names,
+        "label_values": recipe.labels.raw_values,
+        "columns": recipe.columns,
+        "metrics": metrics,
+        "versions": versions(),
+        **count_parameters(recipe.model),
+    }
+    (out / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    (out / DATA_REPORT_FILE).write_text(json.dumps(recipe.report.to_dict(), indent=2), encoding="utf-8")
+    (out / "README.md").write_text(model_card(recipe, info), encoding="utf-8")
+
+
+def model_card(recipe: Any, info: dict[str, Any]) -> str:
+    """A Hugging Face model card: YAML metadata, then data, method, regularisation and metrics."""
+    config = recipe.config
+    library = "peft" if config.tuning.method == "lora" else "transformers"
+    header = yaml.safe_dump(
+        {
+            "library_name": library,
+            "base_model": info["base_model"],
+            "pipeline_tag": recipe.task,
+            "tags": ["hfft", recipe.task, config.tuning.method],
+        },
+        sort_keys=False,
+    )
+    metric_rows = "\n".join(
+        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(info["metrics"].items())
+    )
+    reg = config.regularization
+    plots = sorted(p.name for p in recipe.output_dir.glob("*.png"))
+    return f"""---
+{header}---
+
+# {recipe.output_dir.name}
+
+Fine-tuned with [hfft](https://pypi.org/project/hfft/) for **{recipe.task}** from `{info["base_model"]}`.
+
+## Data
+- train: `{config.data.train}`; validation: `{config.data.validation or "split from train / source"}`; test: `{config.data.test or "-"}`
+- columns: {", ".join(f"{k} = `{v}`" for k, v in info["columns"].items())}
+- labels ({len(info["labels"])}): {", ".join(info["labels"])}
+
+```
+{recipe.report.summary()}
+```
+
+## Method
+- tuning: **{config.tuning.method}** ({info["trainable_parameters"]:,} of {info["total_parameters"]:,} parameters trained)
+- regularisation: dropout {reg.dropout if reg.dropout is not None else "checkpoint default"}, weight decay {reg.weight_decay}, label smoothing {reg.label_smoothing}, augmentation {"on" if reg.augment else "off"}
+- seed {config.seed}; full configuration in `{CONFIG_FILE}`, versions in `{RUN_INFO_FILE}`
+
+## Metrics
+| metric | value |
+|---|---|
+{metric_rows}
+{"".join(f"{chr(10)}![{p}]({p})" for p in plots)}
+
+## Use
+```
+hfft predict {recipe.output_dir} INPUTS
+```
+"""
+
+
+def load_run(run_dir: str | Path) -> Any:
+    """Rebuild the recipe, labels, processor and trained model of a finished run."""
+    import transformers
+
+    from hfft.config import load_config
+    from hfft.labels import LabelSpace
+    from hfft.tasks import recipe_class
+
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file() or not (run / RUN_INFO_FILE).is_file():
+        raise HfftError(f"'{run}' is not a finished hfft run directory (no {CONFIG_FILE} / {RUN_INFO_FILE}).")
+    raw = yaml.safe_load((run / CONFIG_FILE).read_text(encoding="utf-8"))
+    info = json.loads((run / RUN_INFO_FILE).read_text(encoding="utf-8"))
+    raw["training"] = {**raw.get("training", {}), "output_dir": str(run)}
+    recipe = recipe_class(info["task"])(load_config(raw))
+    recipe.labels = LabelSpace(names=info["labels"], raw_values=info["label_values"])
+    recipe.columns = info["columns"]
+    recipe.processor = recipe.load_processor(str(run))
+    model_class = getattr(transformers, recipe.model_class_name)
+    if (run / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        from hfft.modeling import load_model, load_model_config
+
+        base_config = load_model_config(info["base_model"], recipe.config, recipe.labels)
+        base = load_model(model_class, info["base_model"], base_config, recipe.config)
+        recipe.model = PeftModel.from_pretrained(base, str(run))
+    else:
+        recipe.model = model_class.from_pretrained(
+            str(run), use_safetensors=True, trust_remote_code=recipe.config.trust_remote_code
+        )
+    recipe.model.eval()
+    return recipe
+
+
+def export_merged(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write a standalone `save_pretrained` model (LoRA merged into the base) with its processor."""
+    recipe = load_run(run_dir)
+    model = recipe.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    out = Path(out_dir)
+    model.save_pretrained(str(out))
+    if recipe.processor is not None:
+        recipe.processor.save_pretrained(str(out))
+    for name in (CONFIG_FILE, RUN_INFO_FILE, "README.md"):
+        if (Path(run_dir) / name).is_file():
+            (out / name).write_bytes((Path(run_dir) / name).read_bytes())
+    info = json.loads((out / RUN_INFO_FILE).read_text())
+    info["exported_from"] = str(run_dir)
+    info["tuning"] = f"{info['tuning']} (merged)"
+    (out / RUN_INFO_FILE).write_text(json.dumps(info, indent=2))
+    return out

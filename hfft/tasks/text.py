@@ -1,0 +1,152 @@
+"""Text classification: tokenise with truncation, pad dynamically, mask tokens as augmentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hfft.config import RecipeConfig, option
+from hfft.errors import ConfigError, DataError
+from hfft.recipe import Recipe
+
+
+@dataclass
+class TextPreprocessing:
+    """How text becomes token ids."""
+
+    max_length: int = option(
+        256,
+        "Truncate to this many tokens (capped at the model's limit); truncated rows are counted in the data report.",
+    )
+    lowercase: bool = option(False, "Lower-case text before tokenising (for cased models on noisy text).")
+
+
+@dataclass
+class TextAugmentation:
+    """Train-only text augmentation (applied when regularization.augment is true)."""
+
+    token_mask_prob: float = option(
+        0.1,
+        "Replace each non-special token with the mask token (or drop it "
+        "when the tokenizer has none) with this probability.",
+    )
+
+
+class TextClassification(Recipe):
+    """Single-label text (or text-pair) classification with any AutoModelForSequenceClassification."""
+
+    task = "text-classification"
+    default_model = "distilbert/distilbert-base-uncased"
+    model_class_name = "AutoModelForSequenceClassification"
+    input_kind = "text"
+    input_candidates = ("text", "sentence", "content", "review", "document", "utterance", "tweet", "question")
+    dedup = True
+    Preprocessing = TextPreprocessing
+    Augmentation = TextAugmentation
+
+    @classmethod
+    def check_config(cls, config: RecipeConfig) -> None:
+        if config.preprocessing.max_length < 2:
+            raise ConfigError(f"'preprocessing.max_length' must be >= 2, got {config.preprocessing.max_length}.")
+        if not 0.0 <= config.augmentation.token_mask_prob < 1.0:
+            raise ConfigError(
+                f"'augmentation.token_mask_prob' must be in [0, 1), got {config.augmentation.token_mask_prob}."
+            )
+
+    def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
+        columns = super().find_columns(dataset, where)
+        pair = self.config.data.text_pair_column
+        if pair is not None:
+            if pair not in dataset.column_names:
+                raise DataError(
+                    f"{where}: column '{pair}' (from 'data.text_pair_column') not found; columns are: "
+                    f"{', '.join(dataset.column_names)}."
+                )
+            columns["pair"] = pair
+        for role in ("input", "pair"):
+            if role in columns:
+                dtype = getattr(dataset.features[columns[role]], "dtype", None)
+                if dtype not in ("string", "large_string"):
+                    raise DataError(
+                        f"{where}: column '{columns[role]}' holds {dtype or dataset.features[columns[role]]}"
+                        " values; text classification expects strings."
+                    )
+        return columns
+
+    def load_processor(self, model_path: str) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
+
+    def texts(self, batch: dict[str, list], role: str = "input") -> list[str]:
+        texts = batch[self.columns[role]]
+        return [t.lower() for t in texts] if self.config.preprocessing.lowercase else texts
+
+    def check_batch(self, batch: dict[str, list]) -> list[str | None]:
+        for role in [r for r in ("input", "pair") if r in self.columns]:
+            column = self.columns[role]
+            batch[column] = [t.strip() if isinstance(t, str) else t for t in batch[column]]
+        return ["empty_text" if not text else None for text in batch[self.columns["input"]]]
+
+    @property
+    def max_length(self) -> int:
+        limit = getattr(self.processor, "model_max_length", None) or 10**9
+        return min(self.config.preprocessing.max_length, limit if limit < 10**6 else 10**9)
+
+    def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
+        pairs = self.texts(batch, "pair") if "pair" in self.columns else None
+        full = self.processor(self.texts(batch), pairs, truncation=False)
+        encoded = self.processor(self.texts(batch), pairs, truncation=True, max_length=self.max_length)
+        encoded["length"] = [len(ids) for ids in full["input_ids"]]  # untruncated, for the report
+        return encoded
+
+    def preprocessing_notes(self, encoded: Any) -> dict[str, Any]:
+        lengths = np.asarray(encoded["length"])
+        return {
+            "truncated": int((lengths > self.max_length).sum()),
+            "max_length": self.max_length,
+            "median_tokens": float(np.median(lengths)) if len(lengths) else 0.0,
+        }
+
+    def encode(self, dataset: Any, split: str) -> Any:
+        encoded = super().encode(dataset, split)
+        drop = [c for c in ("length", self.columns.get("pair")) if c and c in encoded.column_names]
+        return encoded.remove_columns(drop)
+
+    def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
+        prob = self.config.augmentation.token_mask_prob
+        mask_id = self.processor.mask_token_id
+        special = set(self.processor.all_special_ids)
+        rng = np.random.default_rng(np.random.randint(2**31))  # numpy's global RNG is seeded by set_seed
+        out = dict(batch)
+        new_ids, new_masks = [], []
+        for ids in batch["input_ids"]:
+            hit = rng.random(len(ids)) < prob
+            hit &= np.array([t not in special for t in ids], dtype=bool)
+            if mask_id is not None:
+                new_ids.append([mask_id if h else t for t, h in zip(ids, hit)])
+            else:
+                new_ids.append([t for t, h in zip(ids, hit) if not h])
+            new_masks.append([1] * len(new_ids[-1]))
+        out["input_ids"] = new_ids
+        if "attention_mask" in out:
+            out["attention_mask"] = new_masks
+        if "token_type_ids" in out and mask_id is None:
+            out["token_type_ids"] = [tt[: len(ids)] for tt, ids in zip(batch["token_type_ids"], new_ids)]
+        return out
+
+    def has_train_transform(self) -> bool:
+        return self.config.augmentation.token_mask_prob > 0
+
+    def collator(self) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(self.processor)
+
+    def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
+        texts = [str(t).strip() for t in inputs]
+        if self.config.preprocessing.lowercase:
+            texts = [t.lower() for t in texts]
+        return self.processor(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")

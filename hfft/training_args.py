@@ -1,0 +1,100 @@
+"""`training:` -> `transformers.TrainingArguments`, with hfft's defaults underneath the user's values."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from hfft.config import RecipeConfig, _suggest, coerce
+from hfft.errors import ConfigError
+
+# Set in hfft's own sections; one place for each knob.
+OWNED_BY_HFFT = {
+    "seed": "seed",
+    "weight_decay": "regularization.weight_decay",
+    "label_smoothing_factor": "regularization.label_smoothing",
+}
+
+# Learning rates that work per tuning method when the user sets none (LoRA and a
+# frozen backbone need far larger steps than full fine-tuning).
+DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3}
+
+
+def training_argument_fields() -> dict[str, Any]:
+    """Name -> type of every `TrainingArguments.__init__` field."""
+    from transformers import TrainingArguments
+
+    hints = typing.get_type_hints(TrainingArguments)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+def validate_training_section(config: RecipeConfig) -> None:
+    """Reject unknown / mistyped `training:` keys and keys that hfft sets elsewhere."""
+    fields = training_argument_fields()
+    for key, value in list(config.training.items()):
+        if key in OWNED_BY_HFFT:
+            raise ConfigError(
+                f"'training.{key}' is set through '{OWNED_BY_HFFT[key]}' in hfft configs; move the value there."
+            )
+        if key not in fields:
+            raise ConfigError(
+                f"Unknown config key 'training.{key}' (not a TrainingArguments field).{_suggest(key, list(fields))}"
+            )
+        config.training[key] = coerce(value, fields[key], f"training.{key}")
+    lr = config.training.get("learning_rate")
+    if lr is not None and lr <= 0:
+        raise ConfigError(f"'training.learning_rate' must be > 0, got {lr}.")
+    epochs = config.training.get("num_train_epochs")
+    if epochs is not None and epochs <= 0:
+        raise ConfigError(f"'training.num_train_epochs' must be > 0, got {epochs}.")
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if key in config.training and config.training[key] < 1:
+            raise ConfigError(f"'training.{key}' must be >= 1, got {config.training[key]}.")
+
+
+def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:
+    """hfft's defaults; every key can be overridden under `training:`."""
+    reg = config.regularization
+    defaults: dict[str, Any] = {
+        "output_dir": f"runs/{task}",
+        "num_train_epochs": 3,
+        "learning_rate": DEFAULT_LEARNING_RATE[config.tuning.method],
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 64,
+        "warmup_steps": 0.1,
+        "lr_scheduler_type": "linear",
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "save_total_limit": 2,
+        "logging_steps": 10,
+        "report_to": "none",
+        "remove_unused_columns": False,  # recipes keep exactly the model's columns themselves
+        "average_tokens_across_devices": False,  # keeps DDP loss/grad-norm equal to one process
+        "ddp_find_unused_parameters": config.tuning.method == "full",
+    }
+    if reg.early_stopping_patience is not None:
+        defaults.update(load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True)
+    return defaults
+
+
+def build_training_arguments(config: RecipeConfig, task: str) -> Any:
+    """TrainingArguments from hfft defaults, hfft-owned knobs and the user's `training:` values."""
+    from transformers import TrainingArguments
+
+    args = training_defaults(config, task)
+    args.update(config.training)
+    args.update(
+        seed=config.seed,
+        weight_decay=config.regularization.weight_decay,
+        label_smoothing_factor=config.regularization.label_smoothing,
+    )
+    if args.get("eval_strategy") == "no" and args.get("load_best_model_at_end"):
+        raise ConfigError(
+            "'regularization.early_stopping_patience' / 'training.load_best_model_at_end' need "
+            "evaluation: set training.eval_strategy to epoch or steps."
+        )
+    try:
+        return TrainingArguments(**args)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"'training': invalid TrainingArguments: {err}") from None
