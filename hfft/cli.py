@@ -54,7 +54,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = Recipe.from_yaml(args.config, args.overrides)
     metrics = recipe.train(resume=args.resume)
     if _is_main_process():
-        shown = {k: v for k, v in metrics.items() if k.endswith(("accuracy", "f1", "gap", "runtime", "wall_time_s"))}
+        shown = {
+            k: v
+            for k, v in metrics.items()
+            if k.endswith(("accuracy", "f1", "gap", "baseline", "train_runtime", "wall_time_s"))
+        }
         print(json.dumps(shown, indent=2))
         print(f"saved to {recipe.output_dir}")
     return 0

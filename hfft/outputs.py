@@ -105,7 +105,7 @@ def model_card(recipe: Any, info: dict[str, Any]) -> str:
 
 # {recipe.output_dir.name}
 
-Fine-tuned with [hfft](https://pypi.org/project/hfft/) for **{recipe.task}** from `{info["base_model"]}`.
+Fine-tuned with [hfft](https://pypi.org/project/hfft/) for **{recipe.task}** from `{config.model or info["base_model"]}`.
 
 ## Data
 - train: `{config.data.train}`; validation: `{config.data.validation or "split from train / source"}`; test: `{config.data.test or "-"}`
@@ -158,7 +158,7 @@ def load_run(run_dir: str | Path) -> Any:
 
         from hfft.modeling import load_model, load_model_config
 
-        base_config = load_model_config(info["base_model"], recipe.config, recipe.labels)
+        base_config = recipe.adapt_model_config(load_model_config(info["base_model"], recipe.config, recipe.labels))
         base = load_model(model_class, info["base_model"], base_config, recipe.config)
         recipe.model = PeftModel.from_pretrained(base, str(run))
     else:

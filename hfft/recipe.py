@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,6 +86,9 @@ class Recipe:
         metrics["generalization_gap"] = metrics["train_eval_accuracy"] - metrics["eval_accuracy"]
         if "test" in encoded:
             metrics.update(trainer.evaluate(self.with_eval_transform(encoded["test"]), metric_key_prefix="test"))
+        for split in ("validation", "test"):
+            if split in encoded:
+                metrics[f"{'eval' if split == 'validation' else split}_majority_baseline"] = majority(encoded[split])
         metrics["wall_time_s"] = round(time.time() - started, 1)
         if trainer.is_world_process_zero():
             self.save(trainer, metrics, model_path)
@@ -164,6 +168,9 @@ class Recipe:
         except ValueError as err:
             logger.warning("validation split is not stratified (%s)", err)
             parts = train.train_test_split(test_size=size, seed=self.config.seed)
+        train_report = self.report.splits["train"]
+        train_report.rows_out = len(parts["train"])
+        train_report.notes["moved_to_validation"] = len(parts["test"])
         self.report.splits["validation"] = cleaning.SplitReport(
             rows_in=len(parts["test"]), rows_out=len(parts["test"]), notes={"source": f"{size:.0%} of train"}
         )
@@ -196,7 +203,7 @@ class Recipe:
 
         from hfft.modeling import apply_tuning, load_model, load_model_config
 
-        model_config = load_model_config(model_path, self.config, self.labels)
+        model_config = self.adapt_model_config(load_model_config(model_path, self.config, self.labels))
         model = load_model(getattr(transformers, self.model_class_name), model_path, model_config, self.config)
         self.adapt_model(model)
         return apply_tuning(model, self.config)
@@ -341,6 +348,10 @@ class Recipe:
         """Hook: on-the-fly deterministic transform for evaluation, if preprocessing is lazy."""
         raise NotImplementedError
 
+    def adapt_model_config(self, model_config: Any) -> Any:
+        """Hook: change the checkpoint's config before the weights load (also when a LoRA run is reloaded)."""
+        return model_config
+
     def adapt_model(self, model: Any) -> None:
         """Hook: modality-specific model settings (e.g. freeze a feature encoder)."""
 
@@ -371,3 +382,9 @@ def find_column(dataset: Any, explicit: str | None, candidates: tuple[str, ...],
     if len(found) > 1:
         raise DataError(f"{where}: columns {', '.join(found)} could each be '{key}'; set {key} to choose one.")
     return found[0]
+
+
+def majority(dataset: Any) -> float:
+    """Accuracy of always predicting the most frequent class (the floor a model must beat)."""
+    counts = Counter(dataset["labels"])
+    return max(counts.values()) / len(dataset) if len(dataset) else 0.0
