@@ -1,6 +1,7 @@
 # hfft developer and demo commands. Everything runs offline once installed.
 #   make demo   install, then fine-tune MiniLM on fortune quotes (real model, real data, ~4 min on 2 CPU cores)
 #   make test   install, then run the test suite (what CI runs)
+#   make demo-image / make demo-audio   the offline image and audio demos
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint assets-text
+.PHONY: install demo demo-image demo-audio test lint assets-text
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,19 @@ assets-text: install
 
 demo: assets-text
 	$(BIN)/hfft train recipes/text/fortunes-minilm.yaml overwrite=true
+
+# Image: EfficientNet-Lite0 (../shared/assets) on 1,000 Fashion-MNIST images (Debian's dataset-fashion-mnist).
+demo-image: install
+	@[ -d /usr/share/datasets/fashion-mnist ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist)
+	$(BIN)/python recipes/image/prepare_fashion_mnist.py --out data/fashion-mnist
+	$(BIN)/hfft train recipes/image/fashion-mnist-efficientnet-offline.yaml overwrite=true
+
+# Audio: Whisper tiny.en encoder (../shared/assets) on espeak-ng digits, tested on real Asterisk recordings.
+demo-audio: install
+	@command -v espeak-ng >/dev/null && [ -d /usr/share/asterisk/sounds/en ] || ($(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq espeak-ng asterisk-core-sounds-en-wav)
+	$(BIN)/python recipes/audio/prepare_spoken_digits.py --out data/spoken_digits
+	$(BIN)/hfft train recipes/audio/spoken-digits-whisper-offline.yaml overwrite=true
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hfft.perf import configure_openmp
+
+configure_openmp()  # before torch loads: idle OpenMP threads sleep instead of spinning (hfft/perf.py)
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -49,6 +49,16 @@ class DataReport:
         return "\n".join(lines)
 
 
+def source_name(data_config: Any, split: str) -> str:
+    """How messages name a split: its config key and source, e.g. "data.train ('train.csv')"."""
+    spec = getattr(data_config, split, None) if split in ("train", "validation", "test") else None
+    if spec is not None:
+        return f"data.{split} ('{spec}')"
+    if split in ("validation", "test"):
+        return f"the {split} split of data.train ('{data_config.train}')"
+    return split
+
+
 BatchCheck = Callable[[dict[str, list]], list[str | None]]
 
 
@@ -59,12 +69,15 @@ def clean_split(
     check_batch: BatchCheck,
     dedup_columns: list[str] | None,
     max_bad_fraction: float,
+    where: str | None = None,
 ) -> Any:
     """Drop rows ``check_batch`` flags (``"reason"`` or ``"reason: detail"``) and duplicates; count all.
 
     ``check_batch`` may also rewrite the batch in place (e.g. strip whitespace).
-    Reasons starting with ``corrupt`` count towards ``max_bad_fraction``.
+    Reasons starting with ``corrupt`` count towards ``max_bad_fraction``. ``where`` names the split
+    in error messages (default: ``split``).
     """
+    where = where or split
     entry = report.splits.setdefault(split, SplitReport())
     entry.rows_in = len(dataset)
 
@@ -82,7 +95,7 @@ def clean_split(
     corrupt = sum(n for reason, n in reasons.items() if reason.startswith("corrupt"))
     if entry.rows_in and corrupt / entry.rows_in > max_bad_fraction:
         raise DataError(
-            f"{split}: {corrupt} of {entry.rows_in} rows are corrupt or unreadable "
+            f"{where}: {corrupt} of {entry.rows_in} rows are corrupt or unreadable "
             f"({corrupt / entry.rows_in:.1%} > data.max_bad_fraction={max_bad_fraction}); first: "
             f"{', '.join(entry.examples[:5])}."
         )
@@ -100,10 +113,20 @@ def clean_split(
     entry.rows_out = len(cleaned)
     if entry.rows_out == 0:
         raise DataError(
-            f"{split}: no rows left after cleaning ({entry.rows_in} in; dropped "
+            f"{where}: no rows left after cleaning ({entry.rows_in} in; dropped "
             f"{', '.join(f'{k}: {v}' for k, v in reasons.items())})."
         )
     return cleaned
+
+
+def subsample(dataset: Any, limit: int | None, seed: int, entry: SplitReport) -> Any:
+    """A seeded random ``limit`` rows (data.max_*_samples); the others are counted as dropped: subsampled."""
+    if limit is None or len(dataset) <= limit:
+        return dataset
+    entry.dropped["subsampled"] = entry.dropped.get("subsampled", 0) + len(dataset) - limit
+    entry.notes["subsampled_to"] = limit
+    entry.rows_out = limit
+    return dataset.shuffle(seed=seed).select(range(limit))
 
 
 def _mark_duplicates(dataset: Any, problems: list[str], columns: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ EXAMPLES = """examples:
   hfft export runs/fortunes merged-model/
   hfft ls && hfft cp text/fortunes-minilm my-recipe.yaml
 """
+
+
+INPUT_FILES = (".txt", ".jsonl", ".csv", ".json")
 
 
 def recipe_dirs() -> list[Path]:
@@ -65,8 +69,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _is_main_process() -> bool:
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -80,7 +82,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def read_inputs(items: list[str], column: str | None) -> list[str]:
     """Literal inputs, or one file: .txt (a line each), .jsonl/.json/.csv (its input column)."""
-    if len(items) == 1 and Path(items[0]).is_file() and Path(items[0]).suffix in (".txt", ".jsonl", ".csv", ".json"):
+    if len(items) == 1 and Path(items[0]).is_file() and Path(items[0]).suffix in INPUT_FILES:
         path = Path(items[0])
         if path.suffix == ".txt":
             return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -97,6 +99,8 @@ def read_inputs(items: list[str], column: str | None) -> list[str]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hfft.outputs import load_run
 
+    if len(args.inputs) == 1 and Path(args.inputs[0]).suffix in INPUT_FILES and not Path(args.inputs[0]).is_file():
+        raise HfftError(f"Input file '{args.inputs[0]}' does not exist.")
     recipe = load_run(args.run_dir)
     inputs = read_inputs(args.inputs, recipe.columns.get("input"))
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -196,14 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hfft` console script and `python -m hfft`."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[hfft] %(levelname)s %(message)s")
+    main_rank = os.environ.get("RANK", "0") == "0"
+    logging.basicConfig(level=logging.INFO if main_rank else logging.WARNING, format="[hfft] %(levelname)s %(message)s")
     try:
         return args.func(args)
     except HfftError as err:
         if args.debug:
             raise
-        print(f"hfft: error: {err}", file=sys.stderr)
+        print(f"hfft: error: {' '.join(str(err).split())}", file=sys.stderr)  # one paragraph
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        hint = " Continue with `hfft train CONFIG --resume`." if args.command == "train" else ""
+        print(f"hfft: interrupted.{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

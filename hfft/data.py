@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,9 @@ FILE_BUILDERS = {
     ".txt": "text",
 }
 VALIDATION_NAMES = ("validation", "valid", "val", "dev")
+# Directory loaders hfft implements itself, by a recipe's `folder_builder` name: "module:function",
+# called as function(path, key) -> DatasetDict, or None when the directory is not of that kind.
+FOLDER_LOADERS = {"audiofolder": "hfft.audio_io:load_audio_folder"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -79,11 +83,14 @@ def load_source(spec: str, key: str, *, subset: str | None = None, folder_builde
         ) from None
     except (FileNotFoundError, ValueError) as err:
         raise DataError(f"'{key}': could not load '{spec}': {err}") from None
-    except Exception as err:  # datasets wraps decoding errors (e.g. bad UTF-8 in CSV) in its own types
+    except MemoryError:
+        raise
+    except Exception as err:  # datasets wraps parser errors (bad UTF-8, malformed CSV/JSON) in its own types
         cause = err.__cause__ or err.__context__
         if isinstance(cause, UnicodeDecodeError) or "utf-8" in str(err).lower():
-            raise DataError(f"'{key}': '{spec}' is not valid UTF-8 text. Re-save the file as UTF-8.") from None
-        raise
+            raise DataError(f"'{key}': '{spec}' is not valid UTF-8 text. Re-save the file as UTF-8.") from err
+        detail = " ".join(str(cause or err).split()) or type(cause or err).__name__
+        raise DataError(f"'{key}': could not read '{spec}': {detail}. Check that the file is well-formed.") from err
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded
@@ -97,8 +104,19 @@ def _load_directory(path: Path, key: str, folder_builder: str | None) -> Any:
     files = [p for p in path.iterdir() if not p.name.startswith(".")]
     if not files:
         raise DataError(f"'{key}': directory '{path}' is empty.")
-    if folder_builder and any(p.is_dir() for p in files):
+    if folder_builder in FOLDER_LOADERS:
+        module, _, name = FOLDER_LOADERS[folder_builder].partition(":")
+        loaded = getattr(importlib.import_module(module), name)(path, key)
+        if loaded is not None:
+            return loaded
+    elif folder_builder and any(p.is_dir() for p in files):
         return datasets.load_dataset(folder_builder, data_dir=str(path))
+    scripts = sorted(p.name for p in files if p.suffix == ".py")
+    if scripts:
+        raise DataError(
+            f"'{key}': directory '{path}' holds a Python loading script ({', '.join(scripts)}); hfft never runs "
+            "code from data. Point it at the data files (csv, json, parquet, ...) or a save_to_disk directory."
+        )
     return datasets.load_dataset(str(path))
 
 

@@ -15,3 +15,7 @@ class DataError(HfftError):
 
 class ModelError(HfftError):
     """The checkpoint cannot be used as given (missing, unsafe, wrong head, ...)."""
+
+
+class TrainingError(HfftError):
+    """Training stopped for a reason the user can fix (out of accelerator memory, disk full)."""

@@ -41,6 +41,7 @@ def classification_metrics(num_labels: int) -> Callable[[Any], dict[str, float]]
             predictions = predictions.argmax(-1)
         result = accuracy.compute(predictions=predictions, references=references)
         result.update(f1.compute(predictions=predictions, references=references, num_classes=num_labels))
+        result["samples"] = int(len(references))  # after gathering: the whole split, no padding duplicates
         return result
 
     return compute

@@ -16,7 +16,9 @@ logger = logging.getLogger("hfft")
 # Names of classification-head modules (kept fully trainable and saved with LoRA adapters).
 HEAD_NAMES = ("classifier", "pre_classifier", "score", "projector", "head", "fc", "classification_head")
 
-# Default LoRA targets by `config.model_type`; other models get every linear layer outside the head.
+# Default LoRA targets by `config.model_type`; other models get every Linear and (ungrouped) Conv2d outside
+# the head. Conv nets adapt their pointwise/regular convolutions (peft LoRA supports nn.Conv2d), never the
+# depthwise ones.
 LORA_TARGETS = {
     "bert": ["query", "key", "value"],
     "roberta": ["query", "key", "value"],
@@ -28,6 +30,10 @@ LORA_TARGETS = {
     "albert": ["query", "key", "value"],
     "vit": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "deit": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "convnext": ["pwconv1", "pwconv2"],
+    "convnextv2": ["pwconv1", "pwconv2"],
+    "resnet": ["convolution"],
+    "efficientnet": ["expand_conv", "project_conv", "top_conv"],
     "wav2vec2": ["q_proj", "k_proj", "v_proj", "out_proj"],
     "hubert": ["q_proj", "k_proj", "v_proj", "out_proj"],
     "whisper": ["q_proj", "k_proj", "v_proj", "out_proj"],
@@ -67,6 +73,11 @@ def check_model_source(spec: str) -> str:
     path = resolve_model_path(spec)
     if Path(path).exists():
         if not (Path(path) / "config.json").is_file():
+            if (Path(path) / "adapter_config.json").is_file():
+                raise ModelError(
+                    f"'model': '{path}' holds a LoRA adapter, not a full model. Set model: to its base model, or "
+                    "merge it into one first with `hfft export RUN_DIR OUT_DIR`."
+                )
             raise ModelError(f"'model': directory '{path}' has no config.json; expected a save_pretrained directory.")
         return path
     if not looks_like_hub_id(path):
@@ -109,8 +120,14 @@ def load_model_config(path: str, config: RecipeConfig, labels: Any) -> Any:
     return model_config
 
 
-def load_model(model_class: Any, path: str, model_config: Any, config: RecipeConfig) -> Any:
-    """Load weights (safetensors only) with a freshly sized classification head."""
+def load_model(
+    model_class: Any, path: str, model_config: Any, config: RecipeConfig, notes: dict[str, Any] | None = None
+) -> Any:
+    """Load weights (safetensors only) with a freshly sized classification head.
+
+    A checkpoint head of another size is replaced by a new one: that is logged as a warning and
+    recorded in ``notes["head_reinitialised"]`` (saved in run_info.json).
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # we report the re-initialised head ourselves, below
@@ -130,12 +147,29 @@ def load_model(model_class: Any, path: str, model_config: Any, config: RecipeCon
         ) from None
     finally:
         hf_logging.set_verbosity_warning()
-    fresh = sorted(
-        set(info.get("missing_keys", []))
-        | {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])}
-    )
+    mismatched = sorted((k, tuple(old), tuple(new)) for k, old, new in info.get("mismatched_keys", []))
+    fresh = sorted(set(info.get("missing_keys", [])) | {k for k, _, _ in mismatched})
     if fresh:
         logger.info("newly initialised (trained from scratch): %s", ", ".join(fresh[:8]))
+    heads = [m for m in mismatched if m[0].endswith("weight") and m[0].split(".")[0] in HEAD_NAMES]
+    if heads:
+        key, old, new = heads[-1]  # the output layer (e.g. classifier.out_proj.weight after classifier.dense)
+        logger.warning(
+            "'model': checkpoint '%s' has a %d-class head (%s %s); it is replaced by a new, randomly initialised "
+            "%d-class head for your labels (trained from scratch).",
+            path,
+            old[0],
+            key,
+            list(old),
+            new[0],
+        )
+        if notes is not None:
+            notes["head_reinitialised"] = {
+                "checkpoint": str(path),
+                "checkpoint_classes": old[0],
+                "classes": new[0],
+                "weights": [k for k, _, _ in mismatched],
+            }
     return model
 
 
@@ -161,6 +195,61 @@ def linear_module_names(model: Any, exclude: list[str]) -> list[str]:
     return sorted(found)
 
 
+def _names_where(model: Any, exclude: list[str], wanted: Any) -> list[str]:
+    """peft-style names of modules outside ``exclude`` for which ``wanted(module)`` holds: the leaf name
+    where every module with that leaf name qualifies, else full paths."""
+    chosen: dict[str, list[str]] = {}
+    others = set()
+    for name, module in model.named_modules():
+        if not name or name.split(".")[0] in exclude:
+            continue
+        leaf = name.split(".")[-1]
+        if wanted(module):
+            chosen.setdefault(leaf, []).append(name)
+        else:
+            others.add(leaf)
+    return sorted(n for leaf, full in chosen.items() for n in ([leaf] if leaf not in others else full))
+
+
+def lora_module_names(model: Any, exclude: list[str]) -> list[str]:
+    """Every nn.Linear and ungrouped nn.Conv2d outside the head (the generic LoRA target)."""
+    import torch
+
+    def supported(m: Any) -> bool:
+        return isinstance(m, torch.nn.Linear) or (isinstance(m, torch.nn.Conv2d) and m.groups == 1)
+
+    return _names_where(model, exclude, supported)
+
+
+def batchnorm_module_names(model: Any, exclude: list[str]) -> list[str]:
+    """Full names of the batch-norm layers outside the head: their running statistics change in training,
+    so LoRA saves them (as `modules_to_save`) beside the adapter."""
+    import torch
+
+    found = []
+    for name, module in model.named_modules():
+        if name and name.split(".")[0] not in exclude and isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            found.append(name)
+    return found
+
+
+def lora_targets(model: Any, config: RecipeConfig) -> list[str]:
+    """The LoRA target module names: `auto` resolved for the architecture, explicit ones checked to exist."""
+    heads = head_modules(model)
+    targets = config.tuning.lora.target_modules
+    if targets == "auto":
+        return LORA_TARGETS.get(model.config.model_type) or lora_module_names(model, heads)
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        raise ConfigError(
+            f"'tuning.lora.target_modules': {missing} not found in {type(model).__name__}; "
+            f"its linear and convolutional layers are: {', '.join(lora_module_names(model, heads))}."
+        )
+    return targets
+
+
 def apply_tuning(model: Any, config: RecipeConfig) -> Any:
     """Make the chosen parameters trainable: LoRA adapters, the full model, or only the head."""
     method = config.tuning.method
@@ -174,26 +263,14 @@ def apply_tuning(model: Any, config: RecipeConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     lora = config.tuning.lora
-    targets = lora.target_modules
-    if targets == "auto":
-        targets = LORA_TARGETS.get(model.config.model_type) or linear_module_names(model, heads)
-    elif isinstance(targets, str):
-        targets = [targets]
-    available = {name.split(".")[-1] for name, _ in model.named_modules()}
-    missing = [t for t in targets if t not in available]
-    if missing:
-        linear = linear_module_names(model, heads)
-        raise ConfigError(
-            f"'tuning.lora.target_modules': {missing} not found in {type(model).__name__}; "
-            f"its linear layers are: {', '.join(linear)}."
-        )
+    targets = lora_targets(model, config)
     peft_config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         bias=lora.bias,
         target_modules=targets,
-        modules_to_save=heads,
+        modules_to_save=heads + batchnorm_module_names(model, heads),
     )
     model = get_peft_model(model, peft_config)
     trainable, total = model.get_nb_trainable_parameters()

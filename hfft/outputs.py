@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
-import re
+import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hfft.errors import ConfigError, HfftError
+from hfft.errors import ConfigError, HfftError, ModelError
 
 CONFIG_FILE = "hfft_config.yaml"
 RUN_INFO_FILE = "run_info.json"
 DATA_REPORT_FILE = "data_report.json"
+logger = logging.getLogger("hfft")
 PACKAGES = ("hfft", "torch", "transformers", "datasets", "peft", "accelerate", "evaluate")
 
 
@@ -24,8 +27,24 @@ def is_finished_run(path: Path) -> bool:
 
 
 def check_output_dir(path: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to clobber a finished run, or to mix a new run into old checkpoints."""
-    if not path.exists() or overwrite:
+    """Refuse to clobber a finished run, or to mix a new run into old checkpoints.
+
+    With ``overwrite`` (and no resume) the old run's checkpoints are removed, so that a later
+    ``--resume`` can never pick up a checkpoint of the replaced run.
+    """
+    if not path.exists():
+        parent = next(p for p in path.absolute().parents if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise ConfigError(f"'training.output_dir': cannot create '{path}': '{parent}' is not a writable directory.")
+        return
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"'training.output_dir': '{path}' is not writable.")
+    if overwrite:
+        stale = [p for p in path.glob("checkpoint-*") if p.is_dir()]
+        if stale and not resume and os.environ.get("RANK", "0") == "0":
+            logger.warning("overwrite: removing %d checkpoint(s) of the previous run in '%s'", len(stale), path)
+            for checkpoint in stale:
+                shutil.rmtree(checkpoint, ignore_errors=True)
         return
     if is_finished_run(path) and not resume:
         raise ConfigError(
@@ -37,16 +56,6 @@ def check_output_dir(path: Path, overwrite: bool, resume: bool) -> None:
             f"Output directory '{path}' holds checkpoints of an unfinished run. Resume it with "
             "`hfft train CONFIG --resume`, or set overwrite: true to start again."
         )
-
-
-def last_checkpoint(path: Path) -> str | None:
-    """The newest complete `checkpoint-N` (one whose trainer_state.json was written last)."""
-    complete = []
-    for ckpt in path.glob("checkpoint-*"):
-        match = re.fullmatch(r"checkpoint-(\d+)", ckpt.name)
-        if match and (ckpt / "trainer_state.json").is_file():
-            complete.append((int(match.group(1)), ckpt))
-    return str(max(complete)[1]) if complete else None
 
 
 def versions() -> dict[str, str]:
@@ -75,7 +84,10 @@ def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, tra
         "columns": recipe.columns,
         "metrics": metrics,
         "versions": versions(),
+        "world_size": metrics.get("world_size", 1),
+        "rank_weight_fingerprints": getattr(recipe, "rank_fingerprints", None),
         **count_parameters(recipe.model),
+        **recipe.model_notes,
     }
     (out / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     (out / DATA_REPORT_FILE).write_text(json.dumps(recipe.report.to_dict(), indent=2), encoding="utf-8")
@@ -145,6 +157,10 @@ def load_run(run_dir: str | Path) -> Any:
     run = Path(run_dir)
     if not (run / CONFIG_FILE).is_file() or not (run / RUN_INFO_FILE).is_file():
         raise HfftError(f"'{run}' is not a finished hfft run directory (no {CONFIG_FILE} / {RUN_INFO_FILE}).")
+    lora = (run / "adapter_config.json").is_file()
+    weights = ["adapter_model.safetensors"] if lora else ["model.safetensors", "model.safetensors.index.json"]
+    if not any((run / name).is_file() for name in weights):  # never fall back to pickled .bin weights
+        raise ModelError(f"'{run}' has no {weights[0]}: the run did not finish saving, or its weights were removed.")
     raw = yaml.safe_load((run / CONFIG_FILE).read_text(encoding="utf-8"))
     info = json.loads((run / RUN_INFO_FILE).read_text(encoding="utf-8"))
     raw["training"] = {**raw.get("training", {}), "output_dir": str(run)}
@@ -153,11 +169,12 @@ def load_run(run_dir: str | Path) -> Any:
     recipe.columns = info["columns"]
     recipe.processor = recipe.load_processor(str(run))
     model_class = getattr(transformers, recipe.model_class_name)
-    if (run / "adapter_config.json").is_file():
+    if lora:
         from peft import PeftModel
 
-        from hfft.modeling import load_model, load_model_config
+        from hfft.modeling import check_model_source, load_model, load_model_config
 
+        check_model_source(info["base_model"])  # a LoRA run needs its base model where training found it
         base_config = recipe.adapt_model_config(load_model_config(info["base_model"], recipe.config, recipe.labels))
         base = load_model(model_class, info["base_model"], base_config, recipe.config)
         recipe.model = PeftModel.from_pretrained(base, str(run))

@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 
 from hfft import cleaning, data, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
+from hfft.distributed import gather_fingerprints
 from hfft.errors import DataError
 from hfft.labels import LabelSpace
+from hfft.resume import resume_checkpoint, run_training, seeded_augmentation
 
 logger = logging.getLogger("hfft")
 LABEL_CANDIDATES = ("label", "labels", "fine_label", "category", "class", "target", "intent", "sentiment")
@@ -47,6 +49,7 @@ class Recipe:
         self.model: Any = None
         self.report = cleaning.DataReport()
         self.columns: dict[str, str] = {}
+        self.model_notes: dict[str, Any] = {}  # e.g. a re-initialised head (saved in run_info.json)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -78,8 +81,8 @@ class Recipe:
             print("data:\n" + self.report.summary(), flush=True)
         self.model = self.build_model(model_path)
         trainer = self.build_trainer(args, encoded)
-        checkpoint = outputs.last_checkpoint(self.output_dir) if resume else None
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
+        train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = dict(train_result.metrics)
         metrics.update(trainer.evaluate(self.with_eval_transform(encoded["validation"]), metric_key_prefix="eval"))
         metrics.update(self.train_eval_metrics(trainer, encoded["train"]))
@@ -90,13 +93,15 @@ class Recipe:
             if split in encoded:
                 metrics[f"{'eval' if split == 'validation' else split}_majority_baseline"] = majority(encoded[split])
         metrics["wall_time_s"] = round(time.time() - started, 1)
+        metrics["world_size"] = args.world_size
+        self.rank_fingerprints = gather_fingerprints(trainer.model)  # all ranks must end with equal weights
         if trainer.is_world_process_zero():
             self.save(trainer, metrics, model_path)
         return metrics
 
     def preflight(self, resume: bool | str) -> str:
         """Cheap checks that must pass before data or weights are loaded."""
-        from hfft.modeling import check_model_source
+        from hfft.preflight import check_model
 
         outputs.check_output_dir(self.output_dir, overwrite=self.config.overwrite, resume=bool(resume))
         for key in ("train", "validation", "test"):
@@ -105,7 +110,7 @@ class Recipe:
                 data.check_source(spec, f"data.{key}")
         if self.config.data.train is None:
             raise DataError("'data.train' is required: a Hub dataset id, a local directory or a data file.")
-        return check_model_source(self.config.model or self.default_model)
+        return check_model(self.config.model or self.default_model, self.config, self.model_class_name)
 
     def training_arguments(self) -> Any:
         from hfft.training_args import build_training_arguments
@@ -127,17 +132,18 @@ class Recipe:
                 found = data.pick_split(source, getattr(dc, f"{role}_split"), names, "data.train")
                 if found is not None:
                     splits[role] = found
-        self.columns = self.find_columns(splits["train"], "data.train")
+        where = {role: cleaning.source_name(dc, role) for role in splits}  # e.g. "data.train ('train.csv')"
+        self.columns = self.find_columns(splits["train"], where["train"])
         for role, ds in splits.items():
             missing = [c for c in self.columns.values() if c not in ds.column_names]
             if missing:
                 raise DataError(
-                    f"data.{role}: columns {missing} (found in train) are missing; it has {', '.join(ds.column_names)}."
+                    f"{where[role]}: columns {missing} (found in train) are missing; it has {', '.join(ds.column_names)}."
                 )
             splits[role] = self.clean(ds.select_columns(list(dict.fromkeys(self.columns.values()))), role)
         label = self.columns["label"]
-        self.labels = LabelSpace.from_dataset(splits["train"], label, "data.train")
-        splits = {r: self.labels.encode_column(ds, label, f"data.{r}") for r, ds in splits.items()}
+        self.labels = LabelSpace.from_dataset(splits["train"], label, where["train"])
+        splits = {r: self.labels.encode_column(ds, label, where[r]) for r, ds in splits.items()}
         if "validation" not in splits:
             splits["train"], splits["validation"] = self.split_off_validation(splits["train"])
         return self.subsample(splits)
@@ -158,7 +164,8 @@ class Recipe:
             return [p or ("missing_label" if batch[label][i] is None else None) for i, p in enumerate(problems)]
 
         dedup = list(self.columns.values()) if self.dedup and split == "train" else None
-        return cleaning.clean_split(dataset, split, self.report, check, dedup, self.config.data.max_bad_fraction)
+        where = cleaning.source_name(self.config.data, split)
+        return cleaning.clean_split(dataset, split, self.report, check, dedup, self.config.data.max_bad_fraction, where)
 
     def split_off_validation(self, train: Any) -> tuple[Any, Any]:
         """A seeded split of train, stratified by label when every class has 2+ rows."""
@@ -178,14 +185,9 @@ class Recipe:
 
     def subsample(self, splits: dict[str, Any]) -> dict[str, Any]:
         dc = self.config.data
-        for role, limit in (
-            ("train", dc.max_train_samples),
-            ("validation", dc.max_eval_samples),
-            ("test", dc.max_eval_samples),
-        ):
-            if role in splits and limit is not None and len(splits[role]) > limit:
-                splits[role] = splits[role].shuffle(seed=self.config.seed).select(range(limit))
-                self.report.splits[role].notes["subsampled_to"] = limit
+        limits = {"train": dc.max_train_samples, "validation": dc.max_eval_samples, "test": dc.max_eval_samples}
+        for role, dataset in splits.items():
+            splits[role] = cleaning.subsample(dataset, limits.get(role), self.config.seed, self.report.splits[role])
         return splits
 
     def encode(self, dataset: Any, split: str) -> Any:
@@ -204,21 +206,23 @@ class Recipe:
         from hfft.modeling import apply_tuning, load_model, load_model_config
 
         model_config = self.adapt_model_config(load_model_config(model_path, self.config, self.labels))
-        model = load_model(getattr(transformers, self.model_class_name), model_path, model_config, self.config)
+        model_class = getattr(transformers, self.model_class_name)
+        model = load_model(model_class, model_path, model_config, self.config, notes=self.model_notes)
         self.adapt_model(model)
         return apply_tuning(model, self.config)
 
     def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
-        from transformers import EarlyStoppingCallback, Trainer
+        from transformers import EarlyStoppingCallback
 
         from hfft.metrics import argmax_logits, classification_metrics
+        from hfft.perf import Trainer  # reads the length column through wrappers: no start-up scan
 
-        train = encoded["train"]
-        if self.config.regularization.augment:
-            train = train.with_transform(self.train_transform) if self.has_train_transform() else train
-        else:
+        train, collator, callbacks = encoded["train"], self.collator(), []
+        if self.config.regularization.augment and self.has_train_transform():  # resume-safe: seeded per batch
+            train, collator, epoch = seeded_augmentation(train, self.train_transform, collator, self.config.seed)
+            callbacks.append(epoch)
+        elif not self.config.regularization.augment:
             train = self.with_eval_transform(train)
-        callbacks = []
         if self.config.regularization.early_stopping_patience is not None:
             callbacks.append(EarlyStoppingCallback(self.config.regularization.early_stopping_patience))
         return Trainer(
@@ -226,7 +230,7 @@ class Recipe:
             args=args,
             train_dataset=train,
             eval_dataset=self.with_eval_transform(encoded["validation"]),
-            data_collator=self.collator(),
+            data_collator=collator,
             processing_class=self.processor,
             compute_metrics=classification_metrics(len(self.labels)),
             preprocess_logits_for_metrics=argmax_logits,

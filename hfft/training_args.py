@@ -21,6 +21,11 @@ OWNED_BY_HFFT = {
 DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3}
 
 
+# Texts vary in length: batches of similar lengths (read from the `length` column the text recipe keeps)
+# carry far less padding than random ones (~2x fewer tokens on short texts).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {"text-classification": {"train_sampling_strategy": "group_by_length"}}
+
+
 def training_argument_fields() -> dict[str, Any]:
     """Name -> type of every `TrainingArguments.__init__` field."""
     from transformers import TrainingArguments
@@ -53,6 +58,17 @@ def validate_training_section(config: RecipeConfig) -> None:
             raise ConfigError(f"'training.{key}' must be >= 1, got {config.training[key]}.")
 
 
+def has_accelerator() -> bool:
+    """True when torch sees a CUDA/ROCm, XPU or MPS device."""
+    import torch
+
+    xpu = getattr(torch, "xpu", None)
+    mps = getattr(torch.backends, "mps", None)
+    return bool(
+        torch.cuda.is_available() or (xpu and xpu.is_available()) or (mps and mps.is_available())
+    )
+
+
 def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:
     """hfft's defaults; every key can be overridden under `training:`."""
     reg = config.regularization
@@ -71,8 +87,18 @@ def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:
         "report_to": "none",
         "remove_unused_columns": False,  # recipes keep exactly the model's columns themselves
         "average_tokens_across_devices": False,  # keeps DDP loss/grad-norm equal to one process
-        "ddp_find_unused_parameters": config.tuning.method == "full",
+        # LoRA and a frozen backbone use every trainable parameter: skip DDP's unused-parameter search.
+        "ddp_find_unused_parameters": None if config.tuning.method == "full" else False,
+        # Without an accelerator, CPU training must be explicit for torchrun/accelerate to start gloo DDP.
+        "use_cpu": not has_accelerator(),
     }
+    defaults.update(TASK_DEFAULTS.get(task, {}))
+    if defaults["use_cpu"] and not config.training.get("fp16"):
+        from hfft.perf import native_cpu_bf16
+
+        defaults["bf16"] = native_cpu_bf16()  # bf16 autocast: ~3-4x faster steps where the CPU has bf16 units
+    if config.training.get("gradient_checkpointing"):
+        defaults["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     if reg.early_stopping_patience is not None:
         defaults.update(load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True)
     return defaults
@@ -94,6 +120,10 @@ def build_training_arguments(config: RecipeConfig, task: str) -> Any:
             "'regularization.early_stopping_patience' / 'training.load_best_model_at_end' need "
             "evaluation: set training.eval_strategy to epoch or steps."
         )
+    if args.get("use_cpu"):
+        from hfft.perf import set_cpu_threads
+
+        set_cpu_threads()
     try:
         return TrainingArguments(**args)
     except (ValueError, TypeError) as err:

@@ -36,7 +36,7 @@ def trained_run(tiny_bert, text_csvs, tmp_path_factory):
         text_csvs,
         root / "run",
         tuning={"method": "lora"},
-        training={"learning_rate": 0.05, "num_train_epochs": 6},
+        training={"learning_rate": 0.02, "num_train_epochs": 10},
     )
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(config))

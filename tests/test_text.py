@@ -10,7 +10,6 @@ import torch
 from conftest import make_sentences, text_config, write_csv
 
 from hfft import TextClassification
-from hfft.errors import DataError, ModelError
 from hfft.outputs import export_merged, load_run
 
 PROBES = ["goal ball team the", "bread soup cake very", "code chip data my", "my the a"]
@@ -35,7 +34,7 @@ def full_run(tiny_bert, text_csvs, tmp_path_factory):
 def lora_run(tiny_bert, text_csvs, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "lora"
     cfg = text_config(
-        tiny_bert, text_csvs, out, tuning={"method": "lora"}, training={"learning_rate": 0.05, "num_train_epochs": 6}
+        tiny_bert, text_csvs, out, tuning={"method": "lora"}, training={"learning_rate": 0.02, "num_train_epochs": 10}
     )
     recipe = TextClassification(cfg)
     return recipe, recipe.train(), out
@@ -183,22 +182,17 @@ def test_classlabel_dataset_saved_to_disk(tiny_bert, tmp_path):
     assert set(splits) == {"train", "validation", "test"} and len(splits["test"]) == 10
 
 
-def test_unseen_validation_label_is_named(tiny_bert, tmp_path):
-    train = write_csv(tmp_path / "train.csv", make_sentences(5))
-    val = write_csv(tmp_path / "val.csv", [("goal ball", "sport"), ("odd text", "weather")])
-    recipe = TextClassification(text_config(tiny_bert, {"train": train, "test": val}, tmp_path / "run"))
-    with pytest.raises(
-        DataError,
-        match=r"data.test: label column 'label' has labels never seen in training: "
-        r"'weather' \(1 rows\)",
-    ):
-        recipe.load_splits()
-
-
-def test_offline_hub_ids_fail_early_with_instructions(tiny_bert, text_csvs, tmp_path):
-    recipe = TextClassification(text_config(tiny_bert, {"train": "imdb", "test": "imdb"}, tmp_path / "run"))
-    with pytest.raises(DataError, match=r"'data.train': 'imdb' is not a local path.*offline.*save_to_disk"):
-        recipe.preflight(resume=False)
-    recipe = TextClassification(text_config("bert-base-uncased", text_csvs, tmp_path / "run"))
-    with pytest.raises(ModelError, match=r"'model': 'bert-base-uncased' is not a local directory.*offline"):
-        recipe.preflight(resume=False)
+def test_every_dropped_row_is_counted_including_subsampling(tiny_bert, text_csvs, tmp_path):
+    """No silent loss: rows in = rows kept + dropped (by reason) + moved to validation, for every split."""
+    config = text_config(tiny_bert, text_csvs, tmp_path / "run")
+    config["data"].update(max_train_samples=50, max_eval_samples=5)
+    recipe = TextClassification(config)
+    splits = recipe.load_splits()
+    report = recipe.report.splits
+    assert report["train"].dropped == {"empty_text": 1, "duplicate": 1, "subsampled": 58}
+    assert report["validation"].dropped == {"subsampled": 7} and report["test"].dropped == {"subsampled": 25}
+    for name, split in report.items():
+        moved = split.notes.get("moved_to_validation", 0)
+        assert split.rows_in == split.rows_out + sum(split.dropped.values()) + moved, name
+        assert split.rows_out == len(splits[name]), name
+    assert "subsampled: 58" in recipe.report.summary()  # printed before training, saved in data_report.json

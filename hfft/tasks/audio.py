@@ -1,0 +1,269 @@
+"""Audio classification: decode with soundfile, resample, crop/pad to max_duration, augment on the fly.
+
+Preprocessing (cached) decodes and resamples each clip to the feature extractor's rate;
+cropping, augmentation and feature extraction run lazily per batch (`with_transform`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hfft import audio_aug, audio_io
+from hfft.config import RecipeConfig, option
+from hfft.errors import ConfigError
+from hfft.recipe import LABEL_CANDIDATES, Recipe, find_column
+
+logger = logging.getLogger("hfft")
+# Models whose inputs are spectrograms that hfft masks itself: time axis of one row's features.
+SPECTROGRAM_TIME_AXIS = {"whisper": 1, "audio-spectrogram-transformer": 0}
+MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
+META_COLUMNS = ("duration", "source_rate", "channels")
+
+
+@dataclass
+class AudioPreprocessing:
+    """How audio files become model inputs."""
+
+    max_duration: float = option(
+        5.0,
+        "Clip length in seconds: training takes a random window of longer clips, evaluation the centre; "
+        "shorter clips are padded. Whisper encoders are shortened to match (rounded up to whole seconds).",
+    )
+    silence_db: float = option(-70.0, "Clips whose peak level is at or below this (dBFS) are dropped as silent_audio.")
+    freeze_feature_encoder: bool = option(
+        True,
+        "Keep the convolutional feature encoder frozen (wav2vec2/HuBERT conv stack, Whisper conv1/conv2, "
+        "AST patch embedding); matters for tuning.method: full.",
+    )
+
+
+@dataclass
+class AudioAugmentation:
+    """Train-only audio augmentation (applied when regularization.augment is true)."""
+
+    noise_prob: float = option(0.5, "Probability of adding white noise to a training clip.")
+    noise_snr_db: list[float] = option([10.0, 40.0], "[low, high] signal-to-noise ratio (dB) of that noise.")
+    gain_prob: float = option(0.5, "Probability of changing a training clip's volume.")
+    gain_db: list[float] = option([-6.0, 6.0], "[low, high] gain in dB.")
+    shift_prob: float = option(0.5, "Probability of shifting a training clip in time (zero-filled).")
+    shift_max_seconds: float = option(0.1, "Largest time shift, either direction, in seconds.")
+    mask_time_prob: float | None = option(
+        None,
+        "SpecAugment time masking: fraction of frames masked. wav2vec2/HuBERT-style models do it in the model "
+        "(config.mask_time_prob; None keeps the checkpoint's value); hfft masks Whisper/AST spectrograms "
+        "(None: off).",
+    )
+    mask_time_length: int | None = option(None, "Frames per time mask (None: the checkpoint's value, else 10).")
+    mask_feature_prob: float | None = option(
+        None, "SpecAugment feature masking: fraction of feature channels / mel bins masked (None as above)."
+    )
+    mask_feature_length: int | None = option(None, "Channels per feature mask (None: the checkpoint's value, else 10).")
+
+
+class AudioClassification(Recipe):
+    """Clip-level audio classification with any AutoModelForAudioClassification (wav2vec2, HuBERT, AST, Whisper)."""
+
+    task = "audio-classification"
+    default_model = "facebook/wav2vec2-base"
+    model_class_name = "AutoModelForAudioClassification"
+    input_kind = "audio"
+    input_candidates = ("audio", "file", "path", "audio_path", "file_path", "filepath", "filename", "file_name")
+    folder_builder = "audiofolder"
+    Preprocessing = AudioPreprocessing
+    Augmentation = AudioAugmentation
+    spectrogram_axis: int | None = None  # set by adapt_model_config for models hfft masks itself
+    mask_lengths: tuple[int, int] = (10, 10)
+
+    @classmethod
+    def check_config(cls, config: RecipeConfig) -> None:
+        pre, aug = config.preprocessing, config.augmentation
+        if pre.max_duration <= 0:
+            raise ConfigError(f"'preprocessing.max_duration' must be > 0 seconds, got {pre.max_duration}.")
+        for name in ("noise_prob", "gain_prob", "shift_prob", "mask_time_prob", "mask_feature_prob"):
+            value = getattr(aug, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"'augmentation.{name}' must be in [0, 1], got {value}.")
+        for name in ("noise_snr_db", "gain_db"):
+            value = getattr(aug, name)
+            if len(value) != 2 or value[0] > value[1]:
+                raise ConfigError(f"'augmentation.{name}' must be [low, high] with low <= high, got {value}.")
+        for name in ("mask_time_length", "mask_feature_length"):
+            if getattr(aug, name) is not None and getattr(aug, name) < 1:
+                raise ConfigError(f"'augmentation.{name}' must be >= 1, got {getattr(aug, name)}.")
+        if aug.shift_max_seconds < 0:
+            raise ConfigError(f"'augmentation.shift_max_seconds' must be >= 0, got {aug.shift_max_seconds}.")
+
+    # ------------------------------------------------------------------ data
+
+    def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
+        typed = [name for name, feature in dataset.features.items() if type(feature).__name__ == "Audio"]
+        if self.config.data.audio_column is None and len(typed) == 1:
+            label = find_column(dataset, self.config.data.label_column, LABEL_CANDIDATES, "data.label_column", where)
+            return {"input": typed[0], "label": label}
+        return super().find_columns(dataset, where)
+
+    def clean(self, dataset: Any, split: str) -> Any:
+        return super().clean(audio_io.undecoded(dataset, self.columns["input"]), split)
+
+    def load_processor(self, model_path: str) -> Any:
+        from transformers import AutoFeatureExtractor
+
+        processor = AutoFeatureExtractor.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
+        if hasattr(processor, "nb_max_frames") and hasattr(processor, "chunk_length"):  # Whisper: fixed-length input
+            seconds = math.ceil(self.config.preprocessing.max_duration)
+            if seconds > 30:
+                logger.warning("Whisper encoders take at most 30 s; clips are cropped to 30 s.")
+            processor.chunk_length = min(seconds, 30)
+            processor.n_samples = processor.chunk_length * processor.sampling_rate
+            processor.nb_max_frames = processor.n_samples // processor.hop_length
+        return processor
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.processor.sampling_rate)
+
+    @property
+    def max_samples(self) -> int:
+        fixed = getattr(self.processor, "n_samples", None)
+        return int(fixed) if fixed else round(self.config.preprocessing.max_duration * self.sampling_rate)
+
+    def check_batch(self, batch: dict[str, list]) -> list[str | None]:
+        silence = self.config.preprocessing.silence_db
+        return [audio_io.problem(item, silence) for item in batch[self.columns["input"]]]
+
+    def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"waveform": [], "duration": [], "source_rate": [], "channels": []}
+        for item in batch[self.columns["input"]]:
+            wave, rate, channels = audio_io.load_waveform(item, self.sampling_rate)
+            out["waveform"].append(wave)
+            out["duration"].append(len(wave) / self.sampling_rate)
+            out["source_rate"].append(rate)
+            out["channels"].append(channels)
+        return out
+
+    def preprocessing_notes(self, encoded: Any) -> dict[str, Any]:
+        rates, counts = np.unique(np.asarray(encoded["source_rate"]), return_counts=True)
+        durations = np.asarray(encoded["duration"])
+        limit = self.max_samples / self.sampling_rate
+        return {
+            "sampling_rate": self.sampling_rate,
+            "resampled_from": {int(r): int(n) for r, n in zip(rates, counts) if r != self.sampling_rate},
+            "downmixed_to_mono": int((np.asarray(encoded["channels"]) > 1).sum()),
+            "median_seconds": round(float(np.median(durations)), 3) if len(durations) else 0.0,
+            "cropped": int((durations > limit + 1e-6).sum()),
+            "clip_seconds": limit,
+        }
+
+    def encode(self, dataset: Any, split: str) -> Any:
+        return super().encode(dataset, split).remove_columns(list(META_COLUMNS))
+
+    def features(self, waves: list[np.ndarray], labels: list[int] | None, rng: Any = None) -> dict[str, Any]:
+        """Feature-extract a batch of waveforms (and mask spectrograms when ``rng`` is given)."""
+        name = self.processor.model_input_names[0]
+        values = list(self.processor(waves, sampling_rate=self.sampling_rate)[name])
+        aug = self.config.augmentation
+        if rng is not None and self.spectrogram_axis is not None:
+            axis = self.spectrogram_axis
+            time_len, feature_len = self.mask_lengths
+            for prob, length, ax in (
+                (aug.mask_time_prob, time_len, axis),
+                (aug.mask_feature_prob, feature_len, 1 - axis),
+            ):
+                if prob:
+                    values = [audio_aug.mask_spans(np.asarray(v), ax, prob, length, rng) for v in values]
+        out: dict[str, Any] = {name: values}
+        if labels is not None:
+            out["labels"] = labels
+        return out
+
+    def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
+        rng = np.random.default_rng(np.random.randint(2**31))  # numpy's global RNG is seeded by set_seed
+        waves = []
+        for wave in batch["waveform"]:
+            wave = audio_aug.random_crop(np.asarray(wave, dtype=np.float32), self.max_samples, rng)
+            waves.append(audio_aug.augment(wave, self.sampling_rate, self.config.augmentation, rng))
+        return self.features(waves, batch["labels"], rng)
+
+    def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
+        waves = [audio_aug.center_crop(np.asarray(w, dtype=np.float32), self.max_samples) for w in batch["waveform"]]
+        return self.features(waves, batch["labels"])
+
+    # ------------------------------------------------------------------ model
+
+    def adapt_model_config(self, model_config: Any) -> Any:
+        """Whisper: positions for max_duration; SpecAugment settings in the config or for hfft's own masking."""
+        aug = self.config.augmentation
+        if model_config.model_type == "whisper":
+            model_config.max_source_positions = self.processor.nb_max_frames // 2
+        requested = {name: getattr(aug, name) for name in MASK_FIELDS if getattr(aug, name) is not None}
+        self.spectrogram_axis = SPECTROGRAM_TIME_AXIS.get(model_config.model_type)
+        if self.spectrogram_axis is not None:
+            self.mask_lengths = (
+                aug.mask_time_length or getattr(model_config, "mask_time_length", None) or 10,
+                aug.mask_feature_length or getattr(model_config, "mask_feature_length", None) or 10,
+            )
+        elif hasattr(model_config, "apply_spec_augment"):
+            for name, value in requested.items():
+                setattr(model_config, name, value)
+            if not self.config.regularization.augment:
+                model_config.apply_spec_augment = False
+        elif requested:
+            raise ConfigError(
+                f"'augmentation.{next(iter(requested))}': hfft knows no SpecAugment for {model_config.model_type}."
+            )
+        return model_config
+
+    def adapt_model(self, model: Any) -> None:
+        if self.config.preprocessing.freeze_feature_encoder:
+            frozen = freeze_feature_encoder(model)
+            if frozen:
+                logger.info("feature encoder frozen: %s", frozen)
+
+    def collator(self) -> Any:
+        return AudioCollator(self.processor)
+
+    def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
+        waves = [audio_io.load_waveform(x, self.sampling_rate)[0] for x in inputs]
+        rows = self.features([audio_aug.center_crop(w, self.max_samples) for w in waves], None)
+        name = self.processor.model_input_names[0]
+        return self.collator()([{name: value} for value in rows[name]])
+
+
+class AudioCollator:
+    """Pad a list of feature rows with the feature extractor (attention masks where it returns them)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        name = self.processor.model_input_names[0]
+        batch = self.processor.pad([{name: r[name]} for r in rows], padding=True, return_tensors="pt")
+        batch[name] = batch[name].float()
+        if "labels" in rows[0]:
+            batch["labels"] = torch.tensor([int(r["labels"]) for r in rows], dtype=torch.long)
+        return batch
+
+
+def freeze_feature_encoder(model: Any) -> str | None:
+    """Freeze the convolutional front end of wav2vec2-style, Whisper and AST models; what was frozen."""
+    if hasattr(model, "freeze_feature_encoder"):
+        model.freeze_feature_encoder()
+        return "convolutional feature encoder"
+    modules = {
+        "whisper": lambda m: [m.encoder.conv1, m.encoder.conv2],
+        "audio-spectrogram-transformer": lambda m: [m.audio_spectrogram_transformer.embeddings.patch_embeddings],
+    }
+    pick = modules.get(model.config.model_type)
+    if pick is None:
+        logger.warning("no convolutional feature encoder known for %s; nothing frozen", model.config.model_type)
+        return None
+    for module in pick(model):
+        module.requires_grad_(False)
+    return "conv1, conv2" if model.config.model_type == "whisper" else "patch embedding"

@@ -1,0 +1,174 @@
+"""Image classification: undecoded image columns checked for corrupt files, decoded lazily per batch,
+augmented with albumentations for training only and normalised by the checkpoint's image processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hfft.cleaning import SplitReport
+from hfft.config import RecipeConfig, option
+from hfft.errors import ConfigError, DataError
+from hfft.image_aug import MIX_KEY, ImageAugmentation, ImageCollator, SoftTargetLoss, augment, build_pipeline
+from hfft.image_aug import check_augmentation as _check_augmentation
+from hfft.image_io import describe_images, image_problem, load_image, processor_overrides
+from hfft.recipe import Recipe
+
+DESCRIBE_ROWS = 1000  # images whose headers are read for the data report
+CV2_INTERPOLATION = {0: 0, 1: 4, 2: 1, 3: 2, 4: 1, 5: 2}  # PIL resample -> cv2 (nearest, lanczos, linear, cubic)
+
+
+@dataclass
+class ImagePreprocessing:
+    """How images become `pixel_values` (resize, crop and normalisation come from the image processor)."""
+
+    image_size: int | None = option(
+        None,
+        "Square input size in pixels instead of the checkpoint's (the processor's resize/crop ratio is kept), "
+        "e.g. 64 for fast CPU runs on small images. None: the processor's own size.",
+    )
+
+
+class ImageClassification(Recipe):
+    """Single-label image classification with any AutoModelForImageClassification (ViT, ConvNeXt, ResNet, ...)."""
+
+    task = "image-classification"
+    default_model = "google/vit-base-patch16-224-in21k"
+    model_class_name = "AutoModelForImageClassification"
+    input_kind = "image"
+    input_candidates = ("image", "img", "pixel_values")
+    folder_builder = "imagefolder"
+    Preprocessing = ImagePreprocessing
+    Augmentation = ImageAugmentation
+
+    @classmethod
+    def check_config(cls, config: RecipeConfig) -> None:
+        size = config.preprocessing.image_size
+        if size is not None and size < 8:
+            raise ConfigError(f"'preprocessing.image_size' must be >= 8 pixels, got {size}.")
+        _check_augmentation(config.augmentation)
+
+    # ------------------------------------------------------------------ data
+
+    def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
+        import datasets
+
+        columns = super().find_columns(dataset, where)
+        feature = dataset.features[columns["input"]]
+        names = ("Sequence", "List", "LargeList", "Array2D", "Array3D")
+        arrays = tuple(getattr(datasets, name) for name in names if hasattr(datasets, name))
+        is_path = getattr(feature, "dtype", None) in ("string", "large_string")
+        if not (isinstance(feature, (datasets.Image, *arrays)) or is_path):
+            raise DataError(
+                f"{where}: column '{columns['input']}' holds {getattr(feature, 'dtype', feature)} values; image "
+                "classification expects images, image file paths or pixel arrays."
+            )
+        return columns
+
+    def clean(self, dataset: Any, split: str) -> Any:
+        import datasets
+
+        column = self.columns["input"]
+        feature = dataset.features[column]
+        if isinstance(feature, datasets.Image) or getattr(feature, "dtype", None) in ("string", "large_string"):
+            dataset = dataset.cast_column(column, datasets.Image(decode=False))  # we decode, and catch errors
+        return super().clean(dataset, split)
+
+    def check_batch(self, batch: dict[str, list]) -> list[str | None]:
+        return [image_problem(value) for value in batch[self.columns["input"]]]
+
+    def encode(self, dataset: Any, split: str) -> Any:
+        """Nothing is precomputed: images are decoded, augmented and normalised per batch (see transforms)."""
+        rows = dataset.select(range(min(DESCRIBE_ROWS, len(dataset))))[self.columns["input"]]
+        notes = describe_images(rows)
+        if notes:
+            notes["model_input"] = "x".join(map(str, self.input_size))
+            if len(dataset) > DESCRIBE_ROWS:
+                notes["described_rows"] = DESCRIBE_ROWS
+            self.report.splits.setdefault(split, SplitReport()).notes.update(notes)
+        return dataset
+
+    # ------------------------------------------------------------------ images -> pixel_values
+
+    def load_processor(self, model_path: str) -> Any:
+        from transformers import AutoImageProcessor
+
+        try:
+            processor = AutoImageProcessor.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"'model': no usable image processor in '{model_path}': {err}") from None
+        self.set_processor(processor)
+        return processor
+
+    def set_processor(self, processor: Any) -> None:
+        """Derive channels, eval resize arguments and the fixed input size from the processor."""
+        self.processor = processor
+        mean = getattr(processor, "image_mean", None)
+        self.channels = 1 if mean is not None and np.size(mean) == 1 else 3
+        self.eval_kwargs = processor_overrides(processor, self.config.preprocessing.image_size)
+        shapes = {
+            tuple(self.normalise([np.zeros((h, w, self.channels), np.uint8)], self.eval_kwargs).shape[-2:])
+            for h, w in ((40, 30), (30, 40))
+        }
+        if len(shapes) != 1:
+            raise ConfigError(
+                f"the checkpoint's image processor gives inputs of varying size ({shapes}); "
+                "set preprocessing.image_size."
+            )
+        self.input_size: tuple[int, int] = shapes.pop()
+        self.pipeline = build_pipeline(
+            self.config.augmentation, self.input_size, CV2_INTERPOLATION.get(getattr(processor, "resample", 2), 1)
+        )
+
+    def normalise(self, images: list[np.ndarray], kwargs: dict[str, Any]) -> Any:
+        """The processor's resize/crop (as set by ``kwargs``), rescale and normalisation -> a float tensor."""
+        return self.processor(images, return_tensors="pt", input_data_format="channels_last", **kwargs)["pixel_values"]
+
+    def decode(self, batch: dict[str, list]) -> list[np.ndarray]:
+        return [load_image(value, self.channels) for value in batch[self.columns["input"]]]
+
+    def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
+        """Deterministic: the checkpoint's resize, centre crop and normalisation."""
+        return {"pixel_values": self.normalise(self.decode(batch), self.eval_kwargs), "labels": batch["labels"]}
+
+    def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
+        """Random crop/flip/rotation/colour (and policy) at the model's input size, then normalisation."""
+        images = augment(self.pipeline, self.decode(batch))
+        pixel_values = self.normalise(images, {"do_resize": False, "do_center_crop": False})
+        return {"pixel_values": pixel_values, "labels": batch["labels"], MIX_KEY: [True] * len(images)}
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def mixing(self) -> bool:
+        aug = self.config.augmentation
+        return self.config.regularization.augment and (aug.mixup_alpha > 0 or aug.cutmix_alpha > 0)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """`interpolate_pos_encoding` for ViT-style models fed another size than they were trained at."""
+        import inspect
+
+        if self.model is None:
+            return {}
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        trained_at = getattr(base.config, "image_size", None)
+        trained_at = tuple(trained_at) if isinstance(trained_at, (list, tuple)) else (trained_at, trained_at)
+        accepts = "interpolate_pos_encoding" in inspect.signature(base.forward).parameters
+        return {"interpolate_pos_encoding": True} if accepts and trained_at != self.input_size else {}
+
+    def collator(self) -> Any:
+        aug = self.config.augmentation
+        return ImageCollator(len(self.labels), aug.mixup_alpha, aug.cutmix_alpha, self.model_kwargs())
+
+    def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
+        trainer = super().build_trainer(args, encoded)
+        if self.mixing:  # soft labels: the models' own losses expect class ids
+            trainer.compute_loss_func = SoftTargetLoss(len(self.labels), self.config.regularization.label_smoothing)
+        return trainer
+
+    def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
+        """Image paths, PIL images or arrays -> {"pixel_values": tensor} (evaluation preprocessing)."""
+        images = [load_image(value, self.channels) for value in inputs]
+        return {"pixel_values": self.normalise(images, self.eval_kwargs), **self.model_kwargs()}

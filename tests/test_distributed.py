@@ -1,0 +1,154 @@
+"""Real multi-process runs on the CPU (gloo): torchrun via `hfft --num-processes`, and accelerate launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_sentences, text_config, write_csv
+from safetensors import safe_open
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp-data")
+    return {"train": write_csv(root / "train.csv", make_sentences(60, seed=11)),
+            "test": write_csv(root / "test.csv", make_sentences(20, seed=12))}
+
+
+def write_recipe(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def results(run: Path) -> tuple[dict, dict]:
+    return json.loads((run / "all_results.json").read_text()), json.loads((run / "run_info.json").read_text())
+
+
+def test_two_processes_match_one_process(tiny_bert, data, tmp_path):
+    common = {"tuning": {"method": "full"}, "training": {"num_train_epochs": 3, "learning_rate": 5e-3}}
+    one = text_config(tiny_bert, data, tmp_path / "one", **common)
+    one["training"]["per_device_train_batch_size"] = 16
+    two = text_config(tiny_bert, data, tmp_path / "two", **common)
+    two["training"]["per_device_train_batch_size"] = 8  # same global batch: 2 x 8
+    subprocess.run([BIN / "hfft", "train", write_recipe(tmp_path / "one.yaml", one)], env=ENV, check=True,
+                   capture_output=True, timeout=600)
+    launched = subprocess.run([BIN / "hfft", "train", write_recipe(tmp_path / "two.yaml", two), "--num-processes", "2"],
+                              env=ENV, capture_output=True, text=True, timeout=600)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert "torch.distributed.run" in launched.stdout
+    metrics_one, info_one = results(tmp_path / "one")
+    metrics_two, info_two = results(tmp_path / "two")
+    assert info_one["world_size"] == 1 and info_two["world_size"] == 2
+    fingerprints = info_two["rank_weight_fingerprints"]
+    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]  # every rank ends with the same weights
+    report = json.loads((tmp_path / "two" / "data_report.json").read_text())
+    assert metrics_two["eval_samples"] == report["validation"]["rows_out"] == metrics_one["eval_samples"]
+    assert metrics_two["test_samples"] == 60  # the whole test set, no padding duplicates
+    assert abs(metrics_two["eval_accuracy"] - metrics_one["eval_accuracy"]) <= 0.01
+    assert abs(metrics_two["test_accuracy"] - metrics_one["test_accuracy"]) <= 0.01
+    # Loss is logged as in one process (transformers' token averaging would double it under DDP).
+    first_loss = [h["loss"] for h in json.loads((tmp_path / "two" / "trainer_state.json").read_text())["log_history"]
+                  if "loss" in h][0]
+    assert first_loss < 2.0
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (torchrun starts workers in their own sessions)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, found = [pid], []
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    for victim in found:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def adapter_keys(path: Path) -> set[str]:
+    with safe_open(str(path), framework="pt") as f:
+        return set(f.keys())
+
+
+def test_lora_killed_and_resumed_under_accelerate_launch(tiny_bert, data, tmp_path):
+    config = text_config(tiny_bert, data, tmp_path / "run", tuning={"method": "lora"},
+                         training={"max_steps": 240, "save_strategy": "steps", "save_steps": 10,
+                                   "eval_strategy": "no", "per_device_train_batch_size": 4,
+                                   "learning_rate": 0.05, "logging_steps": 10})
+    recipe = write_recipe(tmp_path / "lora.yaml", config)
+    launch = [BIN / "accelerate", "launch", "--config_file", REPO / "recipes/accelerate/multi-gpu-ddp.yaml",
+              "--num_processes", "2", "--mixed_precision", "no", "-m", "hfft", "train", recipe]
+    proc = subprocess.Popen(launch, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "run" / "checkpoint-10" / "trainer_state.json"
+    deadline = time.time() + 300
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    kill_tree(proc.pid)
+    proc.wait()
+    assert first.exists(), "no checkpoint was written before the kill"
+    assert not (tmp_path / "run" / "all_results.json").exists(), "the run finished before it could be killed"
+    killed_at = max(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*")
+                    if (p / "trainer_state.json").exists())
+
+    resumed = subprocess.run([*launch, "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    # transformers 5.24 takes one extra optimizer step after a DDP resume with an uneven last batch
+    # (uninterrupted: 240). Reported on the issue; the bound keeps the test honest about it.
+    assert 240 <= state["global_step"] <= 241
+    logged_steps = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert logged_steps[0] == 10 and logged_steps == sorted(set(logged_steps))  # one history, continued
+    resumed_from = re.search(r"resuming from \S*checkpoint-(\d+)", resumed.stderr)
+    assert resumed_from, resumed.stderr[-3000:]
+    assert int(resumed_from.group(1)) == killed_at
+    _, info = results(tmp_path / "run")
+    assert info["world_size"] == 2 and len(set(info["rank_weight_fingerprints"])) == 1
+    keys = adapter_keys(tmp_path / "run" / "adapter_model.safetensors")
+    lora = [k for k in keys if "lora_A" in k or "lora_B" in k]
+    assert len(lora) == 2 * 3 * 2  # 2 layers x (query, key, value) x (A, B)
+    assert any("classifier" in k and k.endswith("weight") for k in keys)  # the trained head is saved
+
+
+def test_launch_configs_parse_and_build_plugins():
+    from accelerate import FullyShardedDataParallelPlugin
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
+    assert {c.stem for c in configs} >= {"single-device", "multi-gpu-ddp", "fsdp", "deepspeed-zero2",
+                                         "deepspeed-zero3", "multi-node"}
+    for path in configs:
+        text = path.read_text()
+        assert "accelerate launch --config_file recipes/accelerate/" in text, f"{path.name}: no launch command"
+        config = load_config_from_file(str(path))
+        assert config.num_processes >= 1 and config.machine_rank < config.num_machines
+        if config.fsdp_config:
+            options = {k.removeprefix("fsdp_"): v for k, v in config.fsdp_config.items()}
+            plugin = FullyShardedDataParallelPlugin(**options)
+            assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
+        if config.deepspeed_config:
+            assert config.deepspeed_config["zero_stage"] in (2, 3)
+            pytest.importorskip("deepspeed", reason="DeepSpeedPlugin needs the deepspeed package (and a GPU)")
+            from accelerate import DeepSpeedPlugin
+
+            DeepSpeedPlugin(**{k: v for k, v in config.deepspeed_config.items() if k != "deepspeed_multinode_launcher"})
