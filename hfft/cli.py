@@ -158,6 +158,37 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from hfft.robustness import markdown_table, run_robustness
+
+    result = run_robustness(
+        args.run_dir,
+        data=args.data,
+        severities=tuple(args.severities),
+        names=args.corruptions,
+        out_dir=args.out,
+        seed=args.seed,
+        max_samples=args.max_samples,
+    )
+    print(markdown_table(result, tuple(args.severities)))
+    print(f"wrote robustness.json, robustness.md, robustness.png to {args.out or Path(args.run_dir) / 'robustness'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from hfft.compare import run_comparison
+
+    run_comparison(
+        args.config,
+        args.variants,
+        args.overrides,
+        out_dir=args.out,
+        severities=tuple(args.severities),
+        max_samples=args.max_samples,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hfft",
@@ -186,6 +217,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir")
     export.add_argument("out_dir")
     export.set_defaults(func=cmd_export)
+    robust = sub.add_parser("robustness", help="accuracy of a run under its modality's corruption suite")
+    robust.add_argument("run_dir")
+    robust.add_argument("--data", default=None, help="labelled data (default: the run's test, else validation split)")
+    robust.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=range(1, 6))
+    robust.add_argument("--corruptions", nargs="+", default=None, help="subset of the suite (default: all)")
+    robust.add_argument("--max-samples", type=int, default=None, help="evaluate a seeded subset of this size")
+    robust.add_argument("--seed", type=int, default=None, help="corruption seed (default: the run's seed)")
+    robust.add_argument("--out", default=None, help="output folder (default: RUN_DIR/robustness)")
+    robust.set_defaults(func=cmd_robustness)
+    compare = sub.add_parser("compare", help="train regularisation variants of a recipe and compare them")
+    compare.add_argument("config")
+    compare.add_argument("overrides", nargs="*", help="overrides applied to every variant")
+    compare.add_argument(
+        "--variants",
+        nargs="+",
+        default=["none", "dropout", "weight_decay", "label_smoothing", "augment", "all"],
+        help="built-in names or NAME:key=value,key=value (built on 'none')",
+    )
+    compare.add_argument("--severities", type=int, nargs="+", default=[1, 3, 5], choices=range(1, 6))
+    compare.add_argument("--max-samples", type=int, default=None, help="robustness on a seeded subset of this size")
+    compare.add_argument("--out", default=None, help="output folder (default: OUTPUT_DIR/compare)")
+    compare.set_defaults(func=cmd_compare)
     sub.add_parser("ls", help="list the shipped recipes").set_defaults(func=cmd_ls)
     cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
     cp.add_argument("name")

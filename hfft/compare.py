@@ -17,16 +17,24 @@ from hfft.errors import ConfigError
 
 logger = logging.getLogger("hfft")
 
-NONE = {"regularization.dropout": 0.0, "regularization.weight_decay": 0.0, "regularization.label_smoothing": 0.0,
-        "regularization.augment": False}
+NONE = {
+    "regularization.dropout": 0.0,
+    "regularization.weight_decay": 0.0,
+    "regularization.label_smoothing": 0.0,
+    "regularization.augment": False,
+}
 VARIANTS: dict[str, dict[str, Any]] = {
     "none": NONE,
     "dropout": {**NONE, "regularization.dropout": 0.2},
     "weight_decay": {**NONE, "regularization.weight_decay": 0.1},
     "label_smoothing": {**NONE, "regularization.label_smoothing": 0.1},
     "augment": {**NONE, "regularization.augment": True},
-    "all": {"regularization.dropout": 0.2, "regularization.weight_decay": 0.1, "regularization.label_smoothing": 0.1,
-            "regularization.augment": True},
+    "all": {
+        "regularization.dropout": 0.2,
+        "regularization.weight_decay": 0.1,
+        "regularization.label_smoothing": 0.1,
+        "regularization.augment": True,
+    },
 }
 COLUMNS = ["train_accuracy", "val_accuracy", "generalization_gap", "clean_accuracy", "mean_corrupted_accuracy"]
 
@@ -81,17 +89,19 @@ def run_comparison(
         run_variant(config_path, overrides + variant_overrides, run_dir)
         results = json.loads((run_dir / "all_results.json").read_text())
         robust = run_robustness(run_dir, severities=severities, max_samples=max_samples)
-        rows.append({
-            "variant": name,
-            "overrides": variant_overrides,
-            "train_accuracy": results.get("train_eval_accuracy"),
-            "val_accuracy": results.get("eval_accuracy"),
-            "generalization_gap": results.get("generalization_gap"),
-            "test_accuracy": results.get("test_accuracy"),
-            "clean_accuracy": robust["clean_accuracy"],
-            "mean_corrupted_accuracy": robust["mean_corrupted_accuracy"],
-            "robustness_data": robust["data"],
-        })
+        rows.append(
+            {
+                "variant": name,
+                "overrides": variant_overrides,
+                "train_accuracy": results.get("train_eval_accuracy"),
+                "val_accuracy": results.get("eval_accuracy"),
+                "generalization_gap": results.get("generalization_gap"),
+                "test_accuracy": results.get("test_accuracy"),
+                "clean_accuracy": robust["clean_accuracy"],
+                "mean_corrupted_accuracy": robust["mean_corrupted_accuracy"],
+                "robustness_data": robust["data"],
+            }
+        )
     (root / "compare.json").write_text(json.dumps(rows, indent=2))
     (root / "compare.md").write_text(markdown_table(rows, config_path, severities))
     plots.comparison(rows, COLUMNS, root / "compare.png", title=f"Regularisation comparison: {Path(config_path).name}")
@@ -101,15 +111,21 @@ def run_comparison(
 
 def markdown_table(rows: list[dict[str, Any]], config_path: str, severities: tuple[int, ...]) -> str:
     """One row per variant."""
+
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else "-"
 
-    lines = [f"`hfft compare {config_path}`: corrupted accuracy is the mean over the modality's corruption suite "
-             f"at severities {', '.join(map(str, severities))} on `{rows[0]['robustness_data'] if rows else '-'}`.",
-             "", "| variant | train acc | val acc | gap (train - val) | test acc | clean acc | mean corrupted acc |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`hfft compare {config_path}`: corrupted accuracy is the mean over the modality's corruption suite "
+        f"at severities {', '.join(map(str, severities))} on `{rows[0]['robustness_data'] if rows else '-'}`.",
+        "",
+        "| variant | train acc | val acc | gap (train - val) | test acc | clean acc | mean corrupted acc |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['variant']} | {cell(r['train_accuracy'])} | {cell(r['val_accuracy'])} | "
-                     f"{cell(r['generalization_gap'])} | {cell(r['test_accuracy'])} | {cell(r['clean_accuracy'])} | "
-                     f"{cell(r['mean_corrupted_accuracy'])} |")
+        lines.append(
+            f"| {r['variant']} | {cell(r['train_accuracy'])} | {cell(r['val_accuracy'])} | "
+            f"{cell(r['generalization_gap'])} | {cell(r['test_accuracy'])} | {cell(r['clean_accuracy'])} | "
+            f"{cell(r['mean_corrupted_accuracy'])} |"
+        )
     return "\n".join(lines) + "\n"

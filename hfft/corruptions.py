@@ -171,8 +171,15 @@ def band_limit(audio: tuple[np.ndarray, int], severity: int, rng: np.random.Gene
 
 SUITES: dict[str, dict[str, Corruption]] = {
     "text": {"char_typos": char_typos, "casing": casing, "word_dropout": word_dropout},
-    "image": {"gaussian_noise": gaussian_noise, "gaussian_blur": gaussian_blur, "contrast": contrast,
-              "brightness": brightness, "jpeg": jpeg, "rotation": rotation, "occlusion": occlusion},
+    "image": {
+        "gaussian_noise": gaussian_noise,
+        "gaussian_blur": gaussian_blur,
+        "contrast": contrast,
+        "brightness": brightness,
+        "jpeg": jpeg,
+        "rotation": rotation,
+        "occlusion": occlusion,
+    },
     "audio": {"additive_noise": additive_noise, "gain": gain, "time_shift": time_shift, "band_limit": band_limit},
 }
 

@@ -90,6 +90,12 @@ def load_source(spec: str, key: str, *, subset: str | None = None, folder_builde
         if isinstance(cause, UnicodeDecodeError) or "utf-8" in str(err).lower():
             raise DataError(f"'{key}': '{spec}' is not valid UTF-8 text. Re-save the file as UTF-8.") from err
         detail = " ".join(str(cause or err).split()) or type(cause or err).__name__
+        if not path.exists():  # a Hub id, and the Hub could not be reached
+            raise DataError(
+                f"'{key}': could not load '{spec}' from the Hugging Face Hub ({type(cause or err).__name__}: {detail}). "
+                f"Without Hub access, run `datasets.load_dataset('{spec}').save_to_disk('DIR')` where the Hub is "
+                f"reachable, copy DIR here and set {key}: DIR (HF_HUB_OFFLINE=1 makes this fail at once)."
+            ) from err
         raise DataError(f"'{key}': could not read '{spec}': {detail}. Check that the file is well-formed.") from err
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})

@@ -104,6 +104,12 @@ def load_model_config(path: str, config: RecipeConfig, labels: Any) -> Any:
                 "source, set trust_remote_code: true."
             ) from None
         raise ModelError(f"'model': could not read the config of '{path}': {err}") from None
+    except OSError as err:  # a Hub id and no Hub access, or an unreadable file
+        raise ModelError(
+            f"'model': could not load the config of '{path}': {' '.join(str(err).split())} Without Hub access, "
+            f"save the model where the Hub is reachable (`AutoModel.from_pretrained('{path}').save_pretrained('DIR')`"
+            ", tokenizer/processor likewise) and set model: DIR."
+        ) from err
     model_config.num_labels = len(labels)
     model_config.id2label = labels.id2label
     model_config.label2id = labels.label2id

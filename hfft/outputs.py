@@ -90,8 +90,25 @@ def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, tra
         **recipe.model_notes,
     }
     (out / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    write_plots(recipe, trainer)
     (out / DATA_REPORT_FILE).write_text(json.dumps(recipe.report.to_dict(), indent=2), encoding="utf-8")
     (out / "README.md").write_text(model_card(recipe, info), encoding="utf-8")
+
+
+def write_plots(recipe: Any, trainer: Any) -> None:
+    """training_curves.png (loss, validation accuracy) and confusion_matrix.png (validation split)."""
+    from hfft import plots
+
+    plots.training_curves(trainer.state.log_history, recipe.output_dir / "training_curves.png")
+    predictions = getattr(recipe, "validation_predictions", None)
+    if predictions is not None:
+        plots.confusion_matrix(
+            predictions[0],
+            predictions[1],
+            recipe.labels.names,
+            recipe.output_dir / "confusion_matrix.png",
+            title="Validation confusion matrix",
+        )
 
 
 def model_card(recipe: Any, info: dict[str, Any]) -> str:

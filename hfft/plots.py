@@ -51,15 +51,27 @@ def confusion_matrix(predictions: Any, references: Any, names: list[str], path: 
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, label="fraction of true class")
-    ax.set(xticks=range(k), yticks=range(k), xlabel="predicted label", ylabel="true label",
-           title=title or "Confusion matrix")
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xlabel="predicted label",
+        ylabel="true label",
+        title=title or "Confusion matrix",
+    )
     ax.set_xticklabels(names, rotation=45, ha="right")
     ax.set_yticklabels(names)
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    counts[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     return _save(fig, path)
 
 

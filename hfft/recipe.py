@@ -17,6 +17,7 @@ from hfft import cleaning, data, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
 from hfft.distributed import gather_fingerprints
 from hfft.errors import DataError
+from hfft.inference import InferenceMixin
 from hfft.labels import LabelSpace
 from hfft.resume import resume_checkpoint, run_training, seeded_augmentation
 
@@ -25,7 +26,7 @@ LABEL_CANDIDATES = ("label", "labels", "fine_label", "category", "class", "targe
 TRAIN_EVAL_ROWS = 500  # rows of train re-evaluated without augmentation, for the generalisation gap
 
 
-class Recipe:
+class Recipe(InferenceMixin):
     """Base class of all recipes. Build from a config, keyword arguments or a YAML path."""
 
     task: ClassVar[str] = ""
@@ -84,7 +85,9 @@ class Recipe:
         checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = dict(train_result.metrics)
-        metrics.update(trainer.evaluate(self.with_eval_transform(encoded["validation"]), metric_key_prefix="eval"))
+        validation = trainer.predict(self.with_eval_transform(encoded["validation"]), metric_key_prefix="eval")
+        metrics.update(validation.metrics)
+        self.validation_predictions = (validation.predictions, validation.label_ids)  # for the confusion matrix
         metrics.update(self.train_eval_metrics(trainer, encoded["train"]))
         metrics["generalization_gap"] = metrics["train_eval_accuracy"] - metrics["eval_accuracy"]
         if "test" in encoded:
@@ -251,67 +254,6 @@ class Recipe:
         trainer.save_metrics("all", metrics, combined=False)
         trainer.save_state()
         outputs.write_run_files(self, metrics, model_path, trainer)
-
-    # ------------------------------------------------------------------ using a trained run
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path) -> Recipe:
-        """Load a finished run directory (full model or LoRA adapter) for evaluate/predict/export."""
-        return outputs.load_run(run_dir)
-
-    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict[str, Any]]:
-        """Class probabilities for raw inputs (texts, image paths/PIL images, audio paths/arrays)."""
-        import torch
-
-        if self.model is None:
-            raise RuntimeError("predict() needs a trained model: call train() or Recipe.from_run(run_dir).")
-        self.model.eval()
-        results = []
-        for start in range(0, len(inputs), batch_size):
-            batch = self.prepare_inputs(list(inputs[start : start + batch_size]))
-            with torch.no_grad():
-                logits = self.model(**batch).logits
-            for row in torch.softmax(logits.float(), dim=-1).tolist():
-                best = max(range(len(row)), key=row.__getitem__)
-                results.append(
-                    {"label": self.labels.names[best], "score": row[best], "scores": dict(zip(self.labels.names, row))}
-                )
-        return results
-
-    def evaluate(self, data_spec: str | None = None, batch_size: int = 64) -> dict[str, float]:
-        """Metrics of the trained model on a dataset (default: the configured test, else validation)."""
-        from transformers import Trainer, TrainingArguments
-
-        from hfft.metrics import argmax_logits, classification_metrics
-
-        spec = data_spec or self.config.data.test or self.config.data.validation
-        if spec is None:
-            raise DataError("evaluate() needs data: pass a dataset path (no test/validation in the config).")
-        dataset = self.load_labelled(spec, "evaluate")
-        args = TrainingArguments(
-            output_dir=str(self.output_dir / "evaluate"),
-            per_device_eval_batch_size=batch_size,
-            report_to="none",
-            remove_unused_columns=False,
-        )
-        trainer = Trainer(
-            model=self.model,
-            args=args,
-            data_collator=self.collator(),
-            compute_metrics=classification_metrics(len(self.labels)),
-            preprocess_logits_for_metrics=argmax_logits,
-        )
-        return trainer.evaluate(self.with_eval_transform(self.encode(dataset, "evaluate")))
-
-    def load_labelled(self, spec: str, role: str) -> Any:
-        """A new labelled dataset, cleaned and mapped onto this run's label space."""
-        loaded = data.load_source(
-            spec, f"data.{role}", subset=self.config.data.subset, folder_builder=self.folder_builder
-        )
-        dataset = data.only_split(loaded, f"data.{role}", spec) if len(loaded) == 1 else loaded[next(iter(loaded))]
-        self.columns = self.find_columns(dataset, spec)
-        dataset = self.clean(dataset.select_columns(list(dict.fromkeys(self.columns.values()))), role)
-        return self.labels.encode_column(dataset, self.columns["label"], spec)
 
     def with_eval_transform(self, dataset: Any) -> Any:
         return dataset.with_transform(self.eval_transform) if self.has_eval_transform() else dataset

@@ -48,8 +48,14 @@ def corrupt(dataset: Any, recipe: Any, name: str, severity: int, seed: int) -> A
             values.append(from_natural(kind, function(to_natural(kind, value), severity, rng)))
         return {column: values}
 
-    return dataset.map(apply, batched=True, batch_size=64, with_indices=True, load_from_cache_file=False,
-                       desc=f"{name} severity {severity}")
+    return dataset.map(
+        apply,
+        batched=True,
+        batch_size=64,
+        with_indices=True,
+        load_from_cache_file=False,
+        desc=f"{name} severity {severity}",
+    )
 
 
 def evaluation_data(recipe: Any, data: str | None) -> tuple[Any, str]:
@@ -94,9 +100,16 @@ def run_robustness(
             curves[name].append((severity, accuracy))
             logger.info("%s severity %d: accuracy %.4f (clean %.4f)", name, severity, accuracy, clean)
     mean = float(np.mean([acc for points in curves.values() for _, acc in points]))
-    result = {"run": str(run_dir), "data": source, "samples": len(dataset), "seed": seed, "modality": recipe.input_kind,
-              "clean_accuracy": clean, "mean_corrupted_accuracy": mean,
-              "corruptions": {n: {str(s): a for s, a in pts} for n, pts in curves.items()}}
+    result = {
+        "run": str(run_dir),
+        "data": source,
+        "samples": len(dataset),
+        "seed": seed,
+        "modality": recipe.input_kind,
+        "clean_accuracy": clean,
+        "mean_corrupted_accuracy": mean,
+        "corruptions": {n: {str(s): a for s, a in pts} for n, pts in curves.items()},
+    }
     out = Path(out_dir) if out_dir else Path(run_dir) / "robustness"
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(result, indent=2))
@@ -108,9 +121,13 @@ def run_robustness(
 def markdown_table(result: dict[str, Any], severities: tuple[int, ...]) -> str:
     """Corruption x severity accuracy table."""
     head = "| corruption | " + " | ".join(f"s{s}" for s in severities) + " | mean |"
-    lines = [f"Clean accuracy **{result['clean_accuracy']:.4f}** on {result['samples']} samples of `{result['data']}`; "
-             f"mean corrupted accuracy **{result['mean_corrupted_accuracy']:.4f}** (seed {result['seed']}).", "",
-             head, "|---" * (len(severities) + 2) + "|"]
+    lines = [
+        f"Clean accuracy **{result['clean_accuracy']:.4f}** on {result['samples']} samples of `{result['data']}`; "
+        f"mean corrupted accuracy **{result['mean_corrupted_accuracy']:.4f}** (seed {result['seed']}).",
+        "",
+        head,
+        "|---" * (len(severities) + 2) + "|",
+    ]
     for name, points in result["corruptions"].items():
         values = [points[str(s)] for s in severities]
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")

@@ -64,9 +64,7 @@ def has_accelerator() -> bool:
 
     xpu = getattr(torch, "xpu", None)
     mps = getattr(torch.backends, "mps", None)
-    return bool(
-        torch.cuda.is_available() or (xpu and xpu.is_available()) or (mps and mps.is_available())
-    )
+    return bool(torch.cuda.is_available() or (xpu and xpu.is_available()) or (mps and mps.is_available()))
 
 
 def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:

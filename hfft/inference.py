@@ -1,0 +1,81 @@
+"""Using a trained recipe: reload a run, predict on raw inputs, evaluate on labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hfft import data, outputs
+from hfft.errors import DataError
+
+
+class InferenceMixin:
+    """`from_run`, `predict`, `evaluate` and `evaluate_dataset` for every Recipe."""
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> Any:
+        """Load a finished run directory (full model or LoRA adapter) for evaluate/predict/export."""
+        return outputs.load_run(run_dir)
+
+    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+        """Class probabilities for raw inputs (texts, image paths/PIL images, audio paths/arrays)."""
+        import torch
+
+        if self.model is None:
+            raise RuntimeError("predict() needs a trained model: call train() or Recipe.from_run(run_dir).")
+        self.model.eval()
+        results = []
+        for start in range(0, len(inputs), batch_size):
+            batch = self.prepare_inputs(list(inputs[start : start + batch_size]))
+            with torch.no_grad():
+                logits = self.model(**batch).logits
+            for row in torch.softmax(logits.float(), dim=-1).tolist():
+                best = max(range(len(row)), key=row.__getitem__)
+                scores = dict(zip(self.labels.names, row))
+                results.append({"label": self.labels.names[best], "score": row[best], "scores": scores})
+        return results
+
+    def evaluate(self, data_spec: str | None = None, batch_size: int = 64) -> dict[str, float]:
+        """Metrics of the trained model on a dataset (default: the configured test, else validation)."""
+        spec = data_spec or self.config.data.test or self.config.data.validation
+        if spec is None:
+            raise DataError("evaluate() needs data: pass a dataset path (no test/validation in the config).")
+        return self.evaluate_dataset(self.load_labelled(spec, "evaluate"), batch_size)
+
+    def evaluate_dataset(self, dataset: Any, batch_size: int = 64) -> dict[str, float]:
+        """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return)."""
+        from transformers import Trainer, TrainingArguments
+
+        from hfft.metrics import argmax_logits, classification_metrics
+
+        args = TrainingArguments(
+            output_dir=str(self.output_dir / "evaluate"),
+            per_device_eval_batch_size=batch_size,
+            report_to="none",
+            remove_unused_columns=False,
+            use_cpu=self._use_cpu(),
+        )
+        trainer = Trainer(
+            model=self.model,
+            args=args,
+            data_collator=self.collator(),
+            compute_metrics=classification_metrics(len(self.labels)),
+            preprocess_logits_for_metrics=argmax_logits,
+        )
+        return trainer.evaluate(self.with_eval_transform(self.encode(dataset, "evaluate")))
+
+    def load_labelled(self, spec: str, role: str) -> Any:
+        """A new labelled dataset, cleaned and mapped onto this run's label space."""
+        loaded = data.load_source(
+            spec, f"data.{role}", subset=self.config.data.subset, folder_builder=self.folder_builder
+        )
+        dataset = data.only_split(loaded, f"data.{role}", spec) if len(loaded) == 1 else loaded[next(iter(loaded))]
+        self.columns = self.find_columns(dataset, spec)
+        dataset = self.clean(dataset.select_columns(list(dict.fromkeys(self.columns.values()))), role)
+        return self.labels.encode_column(dataset, self.columns["label"], spec)
+
+    @staticmethod
+    def _use_cpu() -> bool:
+        from hfft.training_args import has_accelerator
+
+        return not has_accelerator()
