@@ -42,7 +42,9 @@ def checkpoint_problem(path: Path) -> str | None:
         return f"{TRAINER_STATE} is truncated or unreadable"
     weights = [path / name for name in WEIGHTS if (path / name).is_file()]
     if not weights:
-        return f"no weights ({' / '.join(WEIGHTS)})"
+        if any(path.glob("pytorch_model_fsdp_*")) or any(path.glob("global_step*")):
+            return None  # FSDP / DeepSpeed sharded states, written by this run and loaded by accelerate
+        return f"no safetensors weights ({' / '.join(WEIGHTS)})"
     files = list(weights)
     if weights[0].name.endswith(".index.json"):
         try:

@@ -24,8 +24,10 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp-data")
-    return {"train": write_csv(root / "train.csv", make_sentences(60, seed=11)),
-            "test": write_csv(root / "test.csv", make_sentences(20, seed=12))}
+    return {
+        "train": write_csv(root / "train.csv", make_sentences(60, seed=11)),
+        "test": write_csv(root / "test.csv", make_sentences(20, seed=12)),
+    }
 
 
 def write_recipe(path: Path, config: dict) -> Path:
@@ -43,10 +45,20 @@ def test_two_processes_match_one_process(tiny_bert, data, tmp_path):
     one["training"]["per_device_train_batch_size"] = 16
     two = text_config(tiny_bert, data, tmp_path / "two", **common)
     two["training"]["per_device_train_batch_size"] = 8  # same global batch: 2 x 8
-    subprocess.run([BIN / "hfft", "train", write_recipe(tmp_path / "one.yaml", one)], env=ENV, check=True,
-                   capture_output=True, timeout=600)
-    launched = subprocess.run([BIN / "hfft", "train", write_recipe(tmp_path / "two.yaml", two), "--num-processes", "2"],
-                              env=ENV, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [BIN / "hfft", "train", write_recipe(tmp_path / "one.yaml", one)],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    launched = subprocess.run(
+        [BIN / "hfft", "train", write_recipe(tmp_path / "two.yaml", two), "--num-processes", "2"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert "torch.distributed.run" in launched.stdout
     metrics_one, info_one = results(tmp_path / "one")
@@ -60,8 +72,11 @@ def test_two_processes_match_one_process(tiny_bert, data, tmp_path):
     assert abs(metrics_two["eval_accuracy"] - metrics_one["eval_accuracy"]) <= 0.01
     assert abs(metrics_two["test_accuracy"] - metrics_one["test_accuracy"]) <= 0.01
     # Loss is logged as in one process (transformers' token averaging would double it under DDP).
-    first_loss = [h["loss"] for h in json.loads((tmp_path / "two" / "trainer_state.json").read_text())["log_history"]
-                  if "loss" in h][0]
+    first_loss = [
+        h["loss"]
+        for h in json.loads((tmp_path / "two" / "trainer_state.json").read_text())["log_history"]
+        if "loss" in h
+    ][0]
     assert first_loss < 2.0
 
 
@@ -92,13 +107,36 @@ def adapter_keys(path: Path) -> set[str]:
 
 
 def test_lora_killed_and_resumed_under_accelerate_launch(tiny_bert, data, tmp_path):
-    config = text_config(tiny_bert, data, tmp_path / "run", tuning={"method": "lora"},
-                         training={"max_steps": 240, "save_strategy": "steps", "save_steps": 10,
-                                   "eval_strategy": "no", "per_device_train_batch_size": 4,
-                                   "learning_rate": 0.05, "logging_steps": 10})
+    config = text_config(
+        tiny_bert,
+        data,
+        tmp_path / "run",
+        tuning={"method": "lora"},
+        training={
+            "max_steps": 240,
+            "save_strategy": "steps",
+            "save_steps": 10,
+            "eval_strategy": "no",
+            "per_device_train_batch_size": 4,
+            "learning_rate": 0.05,
+            "logging_steps": 10,
+        },
+    )
     recipe = write_recipe(tmp_path / "lora.yaml", config)
-    launch = [BIN / "accelerate", "launch", "--config_file", REPO / "recipes/accelerate/multi-gpu-ddp.yaml",
-              "--num_processes", "2", "--mixed_precision", "no", "-m", "hfft", "train", recipe]
+    launch = [
+        BIN / "accelerate",
+        "launch",
+        "--config_file",
+        REPO / "recipes/accelerate/multi-gpu-ddp.yaml",
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+        "-m",
+        "hfft",
+        "train",
+        recipe,
+    ]
     proc = subprocess.Popen(launch, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "run" / "checkpoint-10" / "trainer_state.json"
     deadline = time.time() + 300
@@ -108,8 +146,11 @@ def test_lora_killed_and_resumed_under_accelerate_launch(tiny_bert, data, tmp_pa
     proc.wait()
     assert first.exists(), "no checkpoint was written before the kill"
     assert not (tmp_path / "run" / "all_results.json").exists(), "the run finished before it could be killed"
-    killed_at = max(int(p.name.split("-")[1]) for p in (tmp_path / "run").glob("checkpoint-*")
-                    if (p / "trainer_state.json").exists())
+    killed_at = max(
+        int(p.name.split("-")[1])
+        for p in (tmp_path / "run").glob("checkpoint-*")
+        if (p / "trainer_state.json").exists()
+    )
 
     resumed = subprocess.run([*launch, "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -135,8 +176,14 @@ def test_launch_configs_parse_and_build_plugins():
     from accelerate.commands.config.config_args import load_config_from_file
 
     configs = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
-    assert {c.stem for c in configs} >= {"single-device", "multi-gpu-ddp", "fsdp", "deepspeed-zero2",
-                                         "deepspeed-zero3", "multi-node"}
+    assert {c.stem for c in configs} >= {
+        "single-device",
+        "multi-gpu-ddp",
+        "fsdp",
+        "deepspeed-zero2",
+        "deepspeed-zero3",
+        "multi-node",
+    }
     for path in configs:
         text = path.read_text()
         assert "accelerate launch --config_file recipes/accelerate/" in text, f"{path.name}: no launch command"

@@ -1,0 +1,27 @@
+"""Smoke test of benchmarks/run.py on a tiny case: it runs and reports, nothing is timed or compared."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_script_runs_on_a_tiny_case(tiny_bert: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tiny-model", str(tiny_bert)]
+    cmd += ["--repeats", "1", "--results", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "text ratio vs B: " in proc.stdout
+    result = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert sorted(r["variant"] for r in result["runs"]) == ["A", "B", "hfft"]
+    for run in result["runs"]:
+        assert run["ok"] and run["train_samples_per_second"] > 0 and run["peak_rss_mb"] > 0, run
+        assert 0.0 <= run["accuracy"] <= 1.0
+    assert result["summary"]["text"]["ratios"]["train vs B"]["n"] == 1
+    assert (tmp_path / next(tmp_path.glob("*.json")).with_suffix(".md").name).is_file()
