@@ -91,7 +91,7 @@ def robustness(curves: dict[str, list[tuple[float, float]]], clean: float, path:
 def comparison(rows: list[dict[str, Any]], columns: list[str], path: Path, title: str = "") -> Path:
     """Grouped bars: one group per variant, one bar per metric column."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(rows)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(rows)), 5))
     width = 0.8 / max(len(columns), 1)
     x = np.arange(len(rows))
     for i, column in enumerate(columns):
@@ -102,7 +102,7 @@ def comparison(rows: list[dict[str, Any]], columns: list[str], path: Path, title
     ax.set(xlabel="variant", ylabel="accuracy / gap", title=title or "Regularisation comparison")
     ax.axhline(0, color="black", linewidth=0.5)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(len(columns), 5))
     return _save(fig, path)
 
 
