@@ -1,17 +1,21 @@
 """Baseline (B): the best plain transformers Trainer script a careful user writes.
 
-Text: truncate without padding and pad each batch dynamically (`DataCollatorWithPadding`), tokenise once
-with `datasets`' cache, and run at the best thread count for the machine: before training it times one batch at 1 to
-`cores` threads and keeps the fastest (run.py can also pin counts: `--b-threads 1,2`). No hfft. Started by run.py:
-`python benchmarks/baseline_b.py --spec JSON --out FILE`.
+No hfft. Preprocessing runs once with `datasets.map` (cached across runs) and training runs at the best
+thread count for the machine: before training, one batch is timed at 1 to `cores` threads and the fastest
+count is kept (run.py can also pin counts: `--b-threads 1,2`).
+- text: truncate without padding, pad each batch dynamically (`DataCollatorWithPadding`);
+- image: decode + resize + normalise once, stored as arrays;
+- audio: decode + resample + crop + log-mel once, stored as arrays (Whisper shortened to the clip length).
+Started by run.py: `python benchmarks/baseline_b.py --spec JSON --out FILE`.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-from common import Counter, accuracy_metrics, step_timer, training_numbers, worker_args, write_result
+from common import folder_rows, load_clip, train_and_test, whisper_extractor, worker_args, write_csv, write_result
 
 
 def best_threads(model: Any, batch: dict[str, Any], tries: int = 3) -> dict[int, float]:
@@ -37,15 +41,15 @@ def best_threads(model: Any, batch: dict[str, Any], tries: int = 3) -> dict[int,
     return {t: round(s, 3) for t, s in seconds.items()}
 
 
+def run(spec: dict[str, Any], model: Any, encoded: Any, collator: Any, **extra: Any) -> dict[str, Any]:
+    first = collator([encoded["train"][i] for i in range(spec["batch_size"])])
+    trial = best_threads(model, first)
+    return dict(train_and_test(spec, model, encoded["train"], encoded["test"], collator, **extra), thread_trial_s=trial)
+
+
 def text(spec: dict[str, Any]) -> dict[str, Any]:
     import datasets
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
     raw = datasets.load_dataset("csv", data_files={"train": spec["data"]["train"], "test": spec["data"]["test"]})
     names = sorted(set(raw["train"]["label"]))
@@ -59,51 +63,71 @@ def text(spec: dict[str, Any]) -> dict[str, Any]:
 
     encoded = raw.map(preprocess, batched=True, remove_columns=["text", "label"])
     model = AutoModelForSequenceClassification.from_pretrained(
+        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True
+    )
+    return run(spec, model, encoded, DataCollatorWithPadding(tokenizer))
+
+
+def image(spec: dict[str, Any]) -> dict[str, Any]:
+    import datasets
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, default_data_collator
+
+    raw = datasets.DatasetDict(
+        {
+            split: datasets.load_dataset("imagefolder", data_dir=spec["data"][split])["train"]
+            for split in ("train", "test")
+        }
+    )
+    names = raw["train"].features["label"].names
+    processor = AutoImageProcessor.from_pretrained(spec["model"])
+    size = {"height": spec["image_size"], "width": spec["image_size"]}
+
+    def preprocess(batch: dict[str, list]) -> dict[str, Any]:
+        pixels = processor([img.convert("RGB") for img in batch["image"]], size=size, return_tensors="np")
+        return {"pixel_values": pixels["pixel_values"], "labels": batch["label"]}
+
+    encoded = raw.map(preprocess, batched=True, remove_columns=["image", "label"]).with_format("torch")
+    model = AutoModelForImageClassification.from_pretrained(
+        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True
+    )
+    return run(spec, model, encoded, default_data_collator)
+
+
+def audio(spec: dict[str, Any]) -> dict[str, Any]:
+    import datasets
+    from transformers import AutoModelForAudioClassification, default_data_collator
+
+    files = {}
+    for split in ("train", "test"):  # a file-backed dataset, so that `map` results are cached
+        rows = folder_rows(spec["data"][split], (".wav",))
+        files[split] = str(Path(spec["data"][split]).parent / f"bench-{split}.csv")
+        write_csv(Path(files[split]), list(zip(rows["path"], rows["label"])))
+    raw = datasets.load_dataset("csv", data_files=files).rename_column("text", "path")
+    names = sorted(set(raw["train"]["label"]))
+    label2id = {name: i for i, name in enumerate(names)}
+    extractor = whisper_extractor(spec["model"], spec["seconds"])
+    rate = extractor.sampling_rate
+
+    def preprocess(batch: dict[str, list]) -> dict[str, Any]:
+        waves = [load_clip(path, rate, extractor.n_samples) for path in batch["path"]]
+        features = extractor(waves, sampling_rate=rate, return_tensors="np")
+        return {"input_features": features["input_features"], "labels": [label2id[n] for n in batch["label"]]}
+
+    encoded = raw.map(preprocess, batched=True, remove_columns=["path", "label"]).with_format("torch")
+    model = AutoModelForAudioClassification.from_pretrained(
         spec["model"],
         num_labels=len(names),
         id2label=dict(enumerate(names)),
-        label2id=label2id,
-        ignore_mismatched_sizes=True,
+        max_source_positions=extractor.nb_max_frames // 2,
+        ignore_mismatched_sizes=True,  # Whisper's positions are sinusoids: re-created for the shorter input
     )
-    args = TrainingArguments(
-        output_dir=spec["output_dir"],
-        num_train_epochs=spec["epochs"],
-        per_device_train_batch_size=spec["batch_size"],
-        per_device_eval_batch_size=spec["eval_batch_size"],
-        learning_rate=spec["learning_rate"],
-        seed=spec["seed"],
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=10,
-        report_to="none",
-        use_cpu=True,
-    )
-    collator = DataCollatorWithPadding(tokenizer)
-    threads = best_threads(model, collator([encoded["train"][i] for i in range(spec["batch_size"])]))
-    counter, timer = Counter(collator), step_timer()
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=encoded["train"],
-        data_collator=counter,
-        processing_class=tokenizer,
-        compute_metrics=accuracy_metrics,
-        callbacks=[timer],
-    )
-    counter.watch(trainer)
-    numbers = training_numbers(trainer, timer, counter, trainer.train().metrics)
-    counter.training = False
-    metrics = trainer.evaluate(encoded["test"])
-    return dict(
-        numbers,
-        thread_trial_s=threads,
-        accuracy=metrics["eval_accuracy"],
-        eval_samples_per_second=metrics["eval_samples_per_second"],
-    )
+    for conv in (model.encoder.conv1, model.encoder.conv2):
+        conv.requires_grad_(False)
+    return run(spec, model, encoded, default_data_collator)
 
 
 if __name__ == "__main__":
     spec, out = worker_args()
     if spec.get("threads"):
         os.environ["BENCH_THREADS"] = str(spec["threads"])
-    write_result(out, spec, **{"text": text}[spec["case"]](spec))
+    write_result(out, spec, **{"text": text, "image": image, "audio": audio}[spec["case"]](spec))

