@@ -51,6 +51,7 @@ def write_result(out: Path, spec: dict[str, Any], **metrics: Any) -> None:
         "threads": torch.get_num_threads(),
         "openmp_waiting": {k: os.environ.get(k, "default") for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
         "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
         "process_wall_s": round(time.time() - STARTED, 2),
         **metrics,
     }

@@ -7,6 +7,8 @@ Started by run.py: `python benchmarks/hfft_run.py --spec JSON --out FILE`. `spec
   pad_to_max_length: text collator pads to preprocessing.max_length (no dynamic padding)
   full_logits: no argmax `preprocess_logits_for_metrics` (whole logits gathered in evaluation)
   pipeline_only: no training; one epoch of the training DataLoader alone (decode, augment, collate)
+  no_channels_last: convolutional networks train in float32 but in the default (NCHW) layout
+  fast_dropout: dropout masks from numpy's SFC64 instead of torch's CPU generator (benchmarks/fast_dropout.py)
   freeze_embeddings, shuffle_batches: experiments (see benchmarks/README.md)
 """
 
@@ -66,6 +68,10 @@ def benchmark_recipe(spec: dict[str, Any], levers: dict[str, Any]) -> Any:
 
         def adapt_model(self, model: Any) -> None:
             super().adapt_model(model)
+            if levers.get("fast_dropout"):
+                from fast_dropout import use_cpu_dropout
+
+                use_cpu_dropout(model)
             if levers.get("freeze_embeddings"):
                 model.get_input_embeddings().weight.requires_grad_(False)
 
@@ -127,6 +133,14 @@ def main() -> None:
 
         datasets.disable_caching()
     set_threads(spec.get("threads"))
+    if levers.get("no_channels_last"):  # convolutional networks keep float32 but not the channels-last layout
+        import hfft.perf
+
+        def float32_only(model: Any, args: Any) -> None:
+            if getattr(args, "use_cpu", False) and hfft.perf.convolutional(model) and args.hfft_chose_bf16:
+                args.bf16, args.mixed_precision = False, "no"
+
+        hfft.perf.tune_for_cpu = float32_only
     if levers.get("shuffle_batches"):
         shuffle_grouped_batches()
     recipe = benchmark_recipe(spec, levers)

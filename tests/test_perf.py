@@ -1,0 +1,57 @@
+"""hfft.perf and hfft.cpu_dropout: the CPU speed settings keep the computation what it was meant to be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hfft.perf import channels_last, precomputed_lengths
+
+
+def test_evaluation_runs_in_training_precision_and_cnn_layout_is_restored(tmp_path: Path) -> None:
+    from transformers import ResNetConfig, ResNetForImageClassification, TrainingArguments
+
+    from hfft.perf import Trainer
+
+    rows = [{"pixel_values": torch.randn(3, 32, 32), "labels": i % 3} for i in range(8)]
+    batch = {"pixel_values": torch.stack([r["pixel_values"] for r in rows]), "labels": torch.arange(8) % 3}
+    for use_bf16 in (True, False):
+        torch.manual_seed(0)
+        config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)
+        model = ResNetForImageClassification(config)
+        args = TrainingArguments(
+            str(tmp_path / str(use_bf16)), use_cpu=True, bf16=use_bf16, max_steps=1, report_to="none",
+            per_device_train_batch_size=8, per_device_eval_batch_size=8,
+        )  # fmt: skip
+        trainer = Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows)
+        assert channels_last(model)  # CNN on CPU: trains in the channels-last layout
+        trainer.train()
+        assert not channels_last(model)  # ... and is left in the default one, as it is saved
+        model.eval()
+        with torch.no_grad():
+            fp32 = model(**batch).loss.item()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                bf16 = model(**batch).loss.item()
+        assert abs(fp32 - bf16) > 1e-4  # the two precisions are distinguishable here
+        loss = trainer.evaluate()["eval_loss"]
+        assert loss == pytest.approx(bf16 if use_bf16 else fp32, abs=2e-4 if use_bf16 else 1e-5)
+        assert abs(loss - (fp32 if use_bf16 else bf16)) > 1e-4
+        assert not channels_last(model)
+
+
+def test_precomputed_lengths_read_through_a_wrapper() -> None:
+    import datasets
+
+    data = datasets.Dataset.from_dict({"length": [3, 1, 2]})
+
+    class Wrapper(torch.utils.data.Dataset):
+        def __init__(self, dataset: datasets.Dataset) -> None:
+            self.dataset = dataset
+
+        def __len__(self) -> int:
+            return len(self.dataset)
+
+    assert precomputed_lengths(Wrapper(data), "length") == [3, 1, 2]
+    assert precomputed_lengths(data, "missing") is None
