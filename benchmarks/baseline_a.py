@@ -12,17 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import folder_rows, load_clip, set_threads, train_and_test, whisper_extractor, worker_args, write_result
+from common import (
+    classifier,
+    folder_rows,
+    image_folders,
+    load_clip,
+    set_threads,
+    text_csvs,
+    train_and_test,
+    whisper_classifier,
+    whisper_extractor,
+    worker_args,
+    write_result,
+)
 
 
 def text(spec: dict[str, Any]) -> dict[str, Any]:
-    import datasets
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, default_data_collator
+    from transformers import default_data_collator
 
-    raw = datasets.load_dataset("csv", data_files={"train": spec["data"]["train"], "test": spec["data"]["test"]})
-    names = sorted(set(raw["train"]["label"]))
-    label2id = {name: i for i, name in enumerate(names)}
-    tokenizer = AutoTokenizer.from_pretrained(spec["model"])
+    raw, tokenizer, label2id = text_csvs(spec)
 
     def preprocess(batch: dict[str, list]) -> dict[str, list]:
         encoded = tokenizer(batch["text"], padding="max_length", max_length=spec["max_length"], truncation=True)
@@ -30,40 +38,27 @@ def text(spec: dict[str, Any]) -> dict[str, Any]:
         return encoded
 
     encoded = raw.map(preprocess, batched=True, load_from_cache_file=False, remove_columns=["text", "label"])
-    model = AutoModelForSequenceClassification.from_pretrained(
-        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True
-    )
+    model = classifier("AutoModelForSequenceClassification", spec, list(label2id))
     return train_and_test(spec, model, encoded["train"], encoded["test"], default_data_collator)
 
 
 def image(spec: dict[str, Any]) -> dict[str, Any]:
-    import datasets
-    from transformers import AutoImageProcessor, AutoModelForImageClassification, default_data_collator
+    from transformers import default_data_collator
 
-    raw = datasets.DatasetDict(
-        {
-            split: datasets.load_dataset("imagefolder", data_dir=spec["data"][split])["train"]
-            for split in ("train", "test")
-        }
-    )
-    names = raw["train"].features["label"].names
-    processor = AutoImageProcessor.from_pretrained(spec["model"])
-    size = {"height": spec["image_size"], "width": spec["image_size"]}
+    raw, processor, size = image_folders(spec)
 
     def transform(batch: dict[str, list]) -> dict[str, Any]:
         pixels = processor([img.convert("RGB") for img in batch["image"]], size=size, return_tensors="pt")
         return {"pixel_values": pixels["pixel_values"], "labels": batch["label"]}
 
     raw.set_transform(transform)
-    model = AutoModelForImageClassification.from_pretrained(
-        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True
-    )
+    model = classifier("AutoModelForImageClassification", spec, raw["train"].features["label"].names)
     return train_and_test(spec, model, raw["train"], raw["test"], default_data_collator)
 
 
 def audio(spec: dict[str, Any]) -> dict[str, Any]:
     import datasets
-    from transformers import AutoModelForAudioClassification, default_data_collator
+    from transformers import default_data_collator
 
     raw = datasets.DatasetDict(
         {split: datasets.Dataset.from_dict(folder_rows(spec["data"][split], (".wav",))) for split in ("train", "test")}
@@ -79,15 +74,7 @@ def audio(spec: dict[str, Any]) -> dict[str, Any]:
         return {"input_features": features["input_features"], "labels": [label2id[n] for n in batch["label"]]}
 
     raw.set_transform(transform)
-    model = AutoModelForAudioClassification.from_pretrained(
-        spec["model"],
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        max_source_positions=extractor.nb_max_frames // 2,
-        ignore_mismatched_sizes=True,  # Whisper's positions are sinusoids: re-created for the shorter input
-    )
-    for conv in (model.encoder.conv1, model.encoder.conv2):  # as run_audio_classification's freeze_feature_encoder
-        conv.requires_grad_(False)
+    model = whisper_classifier(spec, names, extractor)
     return train_and_test(spec, model, raw["train"], raw["test"], default_data_collator)
 
 

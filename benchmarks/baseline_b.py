@@ -15,7 +15,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from common import folder_rows, load_clip, train_and_test, whisper_extractor, worker_args, write_csv, write_result
+from common import (
+    classifier,
+    folder_rows,
+    image_folders,
+    load_clip,
+    text_csvs,
+    train_and_test,
+    whisper_classifier,
+    whisper_extractor,
+    worker_args,
+    write_csv,
+    write_result,
+)
 
 
 def best_threads(model: Any, batch: dict[str, Any], tries: int = 3) -> dict[int, float]:
@@ -48,13 +60,9 @@ def run(spec: dict[str, Any], model: Any, encoded: Any, collator: Any, **extra: 
 
 
 def text(spec: dict[str, Any]) -> dict[str, Any]:
-    import datasets
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import DataCollatorWithPadding
 
-    raw = datasets.load_dataset("csv", data_files={"train": spec["data"]["train"], "test": spec["data"]["test"]})
-    names = sorted(set(raw["train"]["label"]))
-    label2id = {name: i for i, name in enumerate(names)}
-    tokenizer = AutoTokenizer.from_pretrained(spec["model"])
+    raw, tokenizer, label2id = text_csvs(spec)
 
     def preprocess(batch: dict[str, list]) -> dict[str, list]:
         encoded = tokenizer(batch["text"], max_length=spec["max_length"], truncation=True)
@@ -62,40 +70,28 @@ def text(spec: dict[str, Any]) -> dict[str, Any]:
         return encoded
 
     encoded = raw.map(preprocess, batched=True, remove_columns=["text", "label"])
-    model = AutoModelForSequenceClassification.from_pretrained(
-        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True
-    )
+    model = classifier("AutoModelForSequenceClassification", spec, list(label2id))
     return run(spec, model, encoded, DataCollatorWithPadding(tokenizer))
 
 
 def image(spec: dict[str, Any]) -> dict[str, Any]:
-    import datasets
-    from transformers import AutoImageProcessor, AutoModelForImageClassification, default_data_collator
+    from transformers import default_data_collator
 
-    raw = datasets.DatasetDict(
-        {
-            split: datasets.load_dataset("imagefolder", data_dir=spec["data"][split])["train"]
-            for split in ("train", "test")
-        }
-    )
-    names = raw["train"].features["label"].names
-    processor = AutoImageProcessor.from_pretrained(spec["model"])
-    size = {"height": spec["image_size"], "width": spec["image_size"]}
+    raw, processor, size = image_folders(spec)
 
     def preprocess(batch: dict[str, list]) -> dict[str, Any]:
         pixels = processor([img.convert("RGB") for img in batch["image"]], size=size, return_tensors="np")
         return {"pixel_values": pixels["pixel_values"], "labels": batch["label"]}
 
+    names = raw["train"].features["label"].names
     encoded = raw.map(preprocess, batched=True, remove_columns=["image", "label"]).with_format("torch")
-    model = AutoModelForImageClassification.from_pretrained(
-        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True
-    )
+    model = classifier("AutoModelForImageClassification", spec, names)
     return run(spec, model, encoded, default_data_collator)
 
 
 def audio(spec: dict[str, Any]) -> dict[str, Any]:
     import datasets
-    from transformers import AutoModelForAudioClassification, default_data_collator
+    from transformers import default_data_collator
 
     files = {}
     for split in ("train", "test"):  # a file-backed dataset, so that `map` results are cached
@@ -114,15 +110,7 @@ def audio(spec: dict[str, Any]) -> dict[str, Any]:
         return {"input_features": features["input_features"], "labels": [label2id[n] for n in batch["label"]]}
 
     encoded = raw.map(preprocess, batched=True, remove_columns=["path", "label"]).with_format("torch")
-    model = AutoModelForAudioClassification.from_pretrained(
-        spec["model"],
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        max_source_positions=extractor.nb_max_frames // 2,
-        ignore_mismatched_sizes=True,  # Whisper's positions are sinusoids: re-created for the shorter input
-    )
-    for conv in (model.encoder.conv1, model.encoder.conv2):
-        conv.requires_grad_(False)
+    model = whisper_classifier(spec, names, extractor)
     return run(spec, model, encoded, default_data_collator)
 
 

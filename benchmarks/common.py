@@ -287,6 +287,52 @@ def whisper_extractor(model: str, seconds: int) -> Any:
     return extractor
 
 
+def text_csvs(spec: dict[str, Any]) -> tuple[Any, Any, dict[str, int]]:
+    """The baselines' text data: train/test CSVs, their tokenizer and label ids (sorted class names)."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    raw = datasets.load_dataset("csv", data_files={"train": spec["data"]["train"], "test": spec["data"]["test"]})
+    names = sorted(set(raw["train"]["label"]))
+    return raw, AutoTokenizer.from_pretrained(spec["model"]), {name: i for i, name in enumerate(names)}
+
+
+def image_folders(spec: dict[str, Any]) -> tuple[Any, Any, dict[str, int]]:
+    """The baselines' image data: train/test imagefolders, the checkpoint's processor and the size to resize to."""
+    import datasets
+    from transformers import AutoImageProcessor
+
+    raw = datasets.DatasetDict(
+        {
+            split: datasets.load_dataset("imagefolder", data_dir=spec["data"][split])["train"]
+            for split in ("train", "test")
+        }
+    )
+    processor = AutoImageProcessor.from_pretrained(spec["model"])
+    return raw, processor, {"height": spec["image_size"], "width": spec["image_size"]}
+
+
+def classifier(auto_class: str, spec: dict[str, Any], names: list[str], **config: Any) -> Any:
+    """The pretrained checkpoint with a new head for `names` (AutoModelFor... named by `auto_class`)."""
+    import transformers
+
+    return getattr(transformers, auto_class).from_pretrained(
+        spec["model"], num_labels=len(names), id2label=dict(enumerate(names)), ignore_mismatched_sizes=True, **config
+    )
+
+
+def whisper_classifier(spec: dict[str, Any], names: list[str], extractor: Any) -> Any:
+    """Whisper's encoder + head, shortened to the extractor's clip length, convolutional front end frozen
+    (as run_audio_classification's freeze_feature_encoder)."""
+    # Whisper's positions are sinusoids: ignore_mismatched_sizes re-creates them for the shorter input
+    model = classifier(
+        "AutoModelForAudioClassification", spec, names, max_source_positions=extractor.nb_max_frames // 2
+    )
+    for conv in (model.encoder.conv1, model.encoder.conv2):
+        conv.requires_grad_(False)
+    return model
+
+
 def training_arguments(spec: dict[str, Any]) -> Any:
     """The baselines' TrainingArguments: evaluation after training only, no checkpoints."""
     from transformers import TrainingArguments

@@ -7,7 +7,7 @@ Started by run.py: `python benchmarks/hfft_run.py --spec JSON --out FILE`. `spec
   pad_to_max_length: text collator pads to preprocessing.max_length (no dynamic padding)
   full_logits: no argmax `preprocess_logits_for_metrics` (whole logits gathered in evaluation)
   pipeline_only: no training; one epoch of the training DataLoader alone (decode, augment, collate)
-  no_channels_last: convolutional networks train in float32 but in the default (NCHW) layout
+  no_channels_last: convolutional networks train and evaluate in float32 but in the default (NCHW) layout
   fast_dropout: dropout masks from numpy's SFC64 instead of torch's CPU generator (benchmarks/fast_dropout.py)
   freeze_embeddings, shuffle_batches: experiments (see benchmarks/README.md)
 """
@@ -136,11 +136,7 @@ def main() -> None:
     if levers.get("no_channels_last"):  # convolutional networks keep float32 but not the channels-last layout
         import hfft.perf
 
-        def float32_only(model: Any, args: Any) -> None:
-            if getattr(args, "use_cpu", False) and hfft.perf.convolutional(model) and args.hfft_chose_bf16:
-                args.bf16, args.mixed_precision = False, "no"
-
-        hfft.perf.tune_for_cpu = float32_only
+        hfft.perf.Trainer._channels_last = lambda trainer: False
     if levers.get("shuffle_batches"):
         shuffle_grouped_batches()
     recipe = benchmark_recipe(spec, levers)

@@ -162,10 +162,16 @@ def text_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def image_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    model = ROOT.parent / "shared" / "assets" / "efficientnet-lite0"
+def shared_asset(name: str, case: str) -> Path:
+    """A checkpoint directory from ../shared/assets (see ../shared/ASSETS.md)."""
+    model = ROOT.parent / "shared" / "assets" / name
     if not model.is_dir():
-        raise SystemExit(f"image case: {model} not found")
+        raise SystemExit(f"{case} case: {model} not found")
+    return model
+
+
+def image_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    model = shared_asset("efficientnet-lite0", "image")
     data = prepare_image(ROOT / "data" / "bench" / f"image-{args.image_per_class}", args.image_per_class, 50)
     return {
         "case": "image",
@@ -182,9 +188,7 @@ def image_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def audio_case(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    model = ROOT.parent / "shared" / "assets" / "whisper-tiny-en-encoder"
-    if not model.is_dir():
-        raise SystemExit(f"audio case: {model} not found")
+    model = shared_asset("whisper-tiny-en-encoder", "audio")
     data = prepare_audio(ROOT / "data" / "bench" / f"audio-{args.audio_per_word}", args.audio_per_word, 20)
     return {
         "case": "audio",
