@@ -57,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     recipe = Recipe.from_yaml(args.config, args.overrides)
     metrics = recipe.train(resume=args.resume)
+    _end_process_group()
     if _is_main_process():
         shown = {
             k: v
@@ -66,6 +67,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(shown, indent=2))
         print(f"saved to {recipe.output_dir}")
     return 0
+
+
+def _end_process_group() -> None:
+    """Close a torchrun/accelerate process group before this process exits: left to interpreter shutdown,
+    gloo's threads were seen aborting a rank (SIGABRT, "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _is_main_process() -> bool:
