@@ -49,7 +49,7 @@ def recipe_config(spec: dict[str, Any]) -> dict[str, Any]:
 
 def benchmark_recipe(spec: dict[str, Any], levers: dict[str, Any]) -> Any:
     from hfft.config import load_config
-    from hfft.tasks import recipe_class
+    from hfft.registry import recipe_class
 
     config = load_config(recipe_config(spec), levers.get("overrides", []))
     base = recipe_class(config.task)

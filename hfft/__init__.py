@@ -1,4 +1,4 @@
-"""hfft: fine-tune Hugging Face models for text, image and audio classification from one config."""
+"""hfft: fine-tune Hugging Face models on text, image and audio from one config (modality x task recipes)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,30 @@ from hfft.perf import configure_openmp
 configure_openmp()  # before torch loads: bounded OpenMP spin-waiting (hfft/perf.py)
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Recipe": "hfft.recipe",
-    "RecipeConfig": "hfft.config",
-    "load_config": "hfft.config",
-    "TextClassification": "hfft.tasks.text",
-    "ImageClassification": "hfft.tasks.image",
-    "AudioClassification": "hfft.tasks.audio",
+_LAZY = {"Recipe": "hfft.recipe", "RecipeConfig": "hfft.config", "load_config": "hfft.config"}
+# Recipe classes composed from the registry (hfft/registry.py): a modality mixin x a task mixin.
+_RECIPES = {
+    "TextClassification": "text-classification",
+    "ImageClassification": "image-classification",
+    "AudioClassification": "audio-classification",
 }
-__all__ = [*_LAZY, "load_recipe"]
+__all__ = [*_LAZY, *_RECIPES, "load_recipe"]
 
 
 def load_recipe(source: Any, overrides: list[str] | None = None) -> Any:
     """A Recipe from a YAML path or a config dict (the class is chosen by its `task`)."""
     from hfft.config import load_config
-    from hfft.tasks import recipe_class
+    from hfft.registry import recipe_class
 
     config = load_config(source, overrides)
     return recipe_class(config.task)(config)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _RECIPES:
+        from hfft.registry import recipe_class
+
+        return recipe_class(_RECIPES[name])
     if name in _LAZY:
         import importlib
 

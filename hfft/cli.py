@@ -62,7 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         shown = {
             k: v
             for k, v in metrics.items()
-            if k.endswith(("accuracy", "f1", "gap", "baseline", "train_runtime", "wall_time_s"))
+            if k.endswith(("accuracy", "f1", "f1_micro", "f1_macro", "map", "gap", "train_runtime", "wall_time_s"))
+            or "baseline" in k
         }
         print(json.dumps(shown, indent=2))
         print(f"saved to {recipe.output_dir}")
@@ -160,8 +161,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     from hfft.config import RecipeConfig, describe, resolve_task
 
     recipe_cls = resolve_task(args.task)
-    rows = [r for r in describe(RecipeConfig) if not r[0].startswith(("preprocessing", "augmentation"))]
-    rows += describe(recipe_cls.Preprocessing, "preprocessing.") + describe(recipe_cls.Augmentation, "augmentation.")
+    sections = {"labels": recipe_cls.Labels, "preprocessing": recipe_cls.Preprocessing}
+    sections["augmentation"] = recipe_cls.Augmentation
+    rows = [r for r in describe(RecipeConfig) if r[0].split(".")[0] not in sections]
+    for name, section in sections.items():
+        rows += describe(section, f"{name}.")
     for key, default, help_text in rows:
         print(f"{key} = {default}\n    {help_text}")
     print("training.* = any transformers.TrainingArguments field")

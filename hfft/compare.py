@@ -36,7 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "regularization.augment": True,
     },
 }
-COLUMNS = ["train_accuracy", "val_accuracy", "generalization_gap", "clean_accuracy", "mean_corrupted_accuracy"]
+COLUMNS = ["train_{m}", "val_{m}", "generalization_gap", "clean_{m}", "mean_corrupted_{m}"]  # m: the run's metric
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
@@ -89,22 +89,24 @@ def run_comparison(
         run_variant(config_path, overrides + variant_overrides, run_dir)
         results = json.loads((run_dir / "all_results.json").read_text())
         robust = run_robustness(run_dir, severities=severities, max_samples=max_samples)
+        m = robust["metric"]  # accuracy; mAP for multi-label runs
         rows.append(
             {
                 "variant": name,
                 "overrides": variant_overrides,
-                "train_accuracy": results.get("train_eval_accuracy"),
-                "val_accuracy": results.get("eval_accuracy"),
+                "metric": m,
+                f"train_{m}": results.get(f"train_eval_{m}"),
+                f"val_{m}": results.get(f"eval_{m}"),
                 "generalization_gap": results.get("generalization_gap"),
-                "test_accuracy": results.get("test_accuracy"),
-                "clean_accuracy": robust["clean_accuracy"],
-                "mean_corrupted_accuracy": robust["mean_corrupted_accuracy"],
+                f"test_{m}": results.get(f"test_{m}"),
+                **{k: v for k, v in robust.items() if k.startswith(("clean_", "mean_corrupted_"))},
                 "robustness_data": robust["data"],
             }
         )
     (root / "compare.json").write_text(json.dumps(rows, indent=2))
     (root / "compare.md").write_text(markdown_table(rows, config_path, severities))
-    plots.comparison(rows, COLUMNS, root / "compare.png", title=f"Regularisation comparison: {Path(config_path).name}")
+    columns = [c.format(m=rows[0]["metric"]) for c in COLUMNS] if rows else []
+    plots.comparison(rows, columns, root / "compare.png", title=f"Regularisation comparison: {Path(config_path).name}")
     print(markdown_table(rows, config_path, severities))
     return rows
 
@@ -115,17 +117,18 @@ def markdown_table(rows: list[dict[str, Any]], config_path: str, severities: tup
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else "-"
 
+    m = rows[0]["metric"] if rows else "accuracy"
     lines = [
-        f"`hfft compare {config_path}`: corrupted accuracy is the mean over the modality's corruption suite "
+        f"`hfft compare {config_path}`: corrupted {m} is the mean over the modality's corruption suite "
         f"at severities {', '.join(map(str, severities))} on `{rows[0]['robustness_data'] if rows else '-'}`.",
         "",
-        "| variant | train acc | val acc | gap (train - val) | test acc | clean acc | mean corrupted acc |",
+        f"| variant | train {m} | val {m} | gap (train - val) | test {m} | clean {m} | mean corrupted {m} |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['variant']} | {cell(r['train_accuracy'])} | {cell(r['val_accuracy'])} | "
-            f"{cell(r['generalization_gap'])} | {cell(r['test_accuracy'])} | {cell(r['clean_accuracy'])} | "
-            f"{cell(r['mean_corrupted_accuracy'])} |"
+            f"| {r['variant']} | {cell(r[f'train_{m}'])} | {cell(r[f'val_{m}'])} | "
+            f"{cell(r['generalization_gap'])} | {cell(r[f'test_{m}'])} | {cell(r[f'clean_{m}'])} | "
+            f"{cell(r[f'mean_corrupted_{m}'])} |"
         )
     return "\n".join(lines) + "\n"

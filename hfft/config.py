@@ -52,6 +52,11 @@ class DataConfig:
     image_column: str | None = option(None, "Image column (image tasks). Auto-detected: image, img, pixel_values.")
     audio_column: str | None = option(None, "Audio column (audio tasks). Auto-detected: audio, file, path.")
     label_column: str | None = option(None, "Label column. Auto-detected: label, labels, fine_label, category, ...")
+    image_root: str | None = option(
+        None,
+        "COCO instances JSON sources (image tasks): the folder their image file_names are relative to. "
+        "None: the JSON's folder, then its parent folder.",
+    )
     validation_size: float = option(0.1, "Fraction of train held out for validation when no validation split exists.")
     max_train_samples: int | None = option(None, "Use a seeded random subset of this many training rows.")
     max_eval_samples: int | None = option(None, "Use a seeded random subset of this many validation/test rows.")
@@ -95,6 +100,16 @@ class RegularizationConfig:
     weight_decay: float = option(0.01, "AdamW weight decay; biases and normalisation weights are excluded.")
     label_smoothing: float = option(0.0, "Label smoothing factor for the cross-entropy loss.")
     augment: bool = option(True, "Apply the modality's train-only augmentation (see `augmentation:`).")
+    class_weights: str | dict[str, float] = option(
+        "none",
+        "Per-class loss weights against class imbalance: `none`, `balanced` (single-label: rows / (classes x "
+        "class rows); multi-label: negatives / positives per class, as BCE pos_weight) or {label: weight}.",
+    )
+    balanced_sampler: bool = option(
+        False,
+        "Draw training rows with probability inversely proportional to their class's frequency (multi-label: "
+        "the mean over the row's classes), with replacement; seeded per epoch.",
+    )
     early_stopping_patience: int | None = option(
         None, "Stop after this many evaluations without improvement and keep the best model."
     )
@@ -123,8 +138,9 @@ class RecipeConfig:
     regularization: RegularizationConfig = field(
         default_factory=RegularizationConfig, metadata={"help": "Dropout, weight decay, ..."}
     )
-    preprocessing: Any = field(default_factory=NoOptions, metadata={"help": "Task-specific preprocessing."})
-    augmentation: Any = field(default_factory=NoOptions, metadata={"help": "Task-specific augmentation."})
+    labels: Any = field(default_factory=NoOptions, metadata={"help": "Task-specific: what the labels are."})
+    preprocessing: Any = field(default_factory=NoOptions, metadata={"help": "Modality-specific preprocessing."})
+    augmentation: Any = field(default_factory=NoOptions, metadata={"help": "Modality-specific augmentation."})
     training: dict[str, Any] = option({}, "Any transformers.TrainingArguments field, passed unchanged.")
 
     def to_dict(self) -> dict[str, Any]:
@@ -277,10 +293,12 @@ def check_ranges(config: RecipeConfig) -> None:
 
 def resolve_task(task: Any) -> type:
     """The Recipe class registered for a task name."""
-    from hfft.tasks import TASKS, recipe_class
+    from hfft.registry import RECIPES, recipe_class
 
-    if not isinstance(task, str) or task not in TASKS:
-        raise ConfigError(f"'task' must be one of {', '.join(TASKS)}, got {task!r}.{_suggest(str(task), list(TASKS))}")
+    if not isinstance(task, str) or task not in RECIPES:
+        raise ConfigError(
+            f"'task' must be one of {', '.join(RECIPES)}, got {task!r}.{_suggest(str(task), list(RECIPES))}"
+        )
     return recipe_class(task)
 
 
@@ -294,7 +312,11 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RecipeConfig:
     if "task" not in raw:
         raise ConfigError(f"{source} has no 'task' key (e.g. task: text-classification).")
     recipe_cls = resolve_task(raw["task"])
-    task_sections = {"preprocessing": recipe_cls.Preprocessing, "augmentation": recipe_cls.Augmentation}
+    task_sections = {
+        "labels": recipe_cls.Labels,
+        "preprocessing": recipe_cls.Preprocessing,
+        "augmentation": recipe_cls.Augmentation,
+    }
     kwargs: dict[str, Any] = {}
     for name, section_cls in task_sections.items():
         kwargs[name] = build_section(section_cls, raw.pop(name, None), name)

@@ -22,7 +22,7 @@ FILE_BUILDERS = {
 VALIDATION_NAMES = ("validation", "valid", "val", "dev")
 # Directory loaders hfft implements itself, by a recipe's `folder_builder` name: "module:function",
 # called as function(path, key) -> DatasetDict, or None when the directory is not of that kind.
-FOLDER_LOADERS = {"audiofolder": "hfft.audio_io:load_audio_folder"}
+FOLDER_LOADERS = {"audiofolder": "hfft.modalities.audio.io:load_audio_folder"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -50,18 +50,30 @@ def check_source(spec: str, key: str) -> None:
         )
 
 
-def load_source(spec: str, key: str, *, subset: str | None = None, folder_builder: str | None = None) -> Any:
+def load_source(
+    spec: str,
+    key: str,
+    *,
+    subset: str | None = None,
+    folder_builder: str | None = None,
+    image_root: str | None = None,
+) -> Any:
     """Load one data source into a `datasets.DatasetDict`.
 
     ``spec`` is a data file, a directory (a `save_to_disk` dataset, a folder of class
-    subfolders for ``folder_builder`` such as imagefolder/audiofolder, or data files)
-    or a Hub dataset id.
+    subfolders for ``folder_builder`` such as imagefolder/audiofolder, or data files),
+    a COCO instances JSON (image tasks; images under ``image_root``) or a Hub dataset id.
     """
     import datasets
 
     check_source(spec, key)
     path = Path(spec)
     try:
+        if folder_builder == "imagefolder" and path.is_file() and path.suffix.lower() == ".json":
+            from hfft.coco import is_coco_file, load_coco
+
+            if is_coco_file(path):
+                return load_coco(path, key, image_root)
         if path.is_file():
             suffix = path.suffix.lower()
             if suffix not in FILE_BUILDERS:

@@ -18,7 +18,8 @@ class InferenceMixin:
         return outputs.load_run(run_dir)
 
     def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict[str, Any]]:
-        """Class probabilities for raw inputs (texts, image paths/PIL images, audio paths/arrays)."""
+        """Predictions for raw inputs (texts, image paths/PIL images, audio paths/arrays), one dict per input
+        as the task formats them (classification: label, score and scores; multi-label: labels and scores)."""
         import torch
 
         if self.model is None:
@@ -28,11 +29,7 @@ class InferenceMixin:
         for start in range(0, len(inputs), batch_size):
             batch = self.prepare_inputs(list(inputs[start : start + batch_size]))
             with torch.no_grad():
-                logits = self.model(**batch).logits
-            for row in torch.softmax(logits.float(), dim=-1).tolist():
-                best = max(range(len(row)), key=row.__getitem__)
-                scores = dict(zip(self.labels.names, row))
-                results.append({"label": self.labels.names[best], "score": row[best], "scores": scores})
+                results.extend(self.format_predictions(self.model(**batch).logits))
         return results
 
     def evaluate(self, data_spec: str | None = None, batch_size: int = 64) -> dict[str, float]:
@@ -46,8 +43,6 @@ class InferenceMixin:
         """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return)."""
         from transformers import Trainer, TrainingArguments
 
-        from hfft.metrics import argmax_logits, classification_metrics
-
         args = TrainingArguments(
             output_dir=str(self.output_dir / "evaluate"),
             per_device_eval_batch_size=batch_size,
@@ -59,20 +54,21 @@ class InferenceMixin:
             model=self.model,
             args=args,
             data_collator=self.collator(),
-            compute_metrics=classification_metrics(len(self.labels)),
-            preprocess_logits_for_metrics=argmax_logits,
+            compute_metrics=self.compute_metrics,
+            preprocess_logits_for_metrics=self.preprocess_logits,
         )
         return trainer.evaluate(self.with_eval_transform(self.encode(dataset, "evaluate")))
 
     def load_labelled(self, spec: str, role: str) -> Any:
         """A new labelled dataset, cleaned and mapped onto this run's label space."""
+        dc = self.config.data
         loaded = data.load_source(
-            spec, f"data.{role}", subset=self.config.data.subset, folder_builder=self.folder_builder
+            spec, f"data.{role}", subset=dc.subset, folder_builder=self.folder_builder, image_root=dc.image_root
         )
         dataset = data.only_split(loaded, f"data.{role}", spec) if len(loaded) == 1 else loaded[next(iter(loaded))]
         self.columns = self.find_columns(dataset, spec)
         dataset = self.clean(dataset.select_columns(list(dict.fromkeys(self.columns.values()))), role)
-        return self.labels.encode_column(dataset, self.columns["label"], spec)
+        return self.encode_targets({role: dataset}, {role: spec})[role]
 
     @staticmethod
     def _use_cpu() -> bool:

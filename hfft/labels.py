@@ -1,4 +1,5 @@
-"""Label mapping: string or integer labels, `ClassLabel` or not, to contiguous class ids."""
+"""Label mapping: string or integer labels, `ClassLabel` or not, to contiguous class ids (single-label) or
+multi-hot rows (multi-label: lists of names or ids, or delimited strings)."""
 
 from __future__ import annotations
 
@@ -126,3 +127,122 @@ def _normalise(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# ----------------------------------------------------------------------------- multi-label
+
+OTHER_DELIMITERS = (";", ",", "|")
+
+
+def label_list(value: Any, delimiter: str | None) -> list[Any] | None:
+    """One row's label set as a list of raw labels (None: missing). Strings are split on ``delimiter``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split(delimiter) if delimiter else [value]
+        return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    if isinstance(value, (list, tuple)):
+        return list(dict.fromkeys(v.strip() if isinstance(v, str) else _normalise(v) for v in value))
+    return [value]
+
+
+def list_feature_inner(feature: Any) -> Any:
+    """The element feature of a list-typed `datasets` feature, else None."""
+    import datasets
+
+    kinds = tuple(getattr(datasets, n) for n in ("Sequence", "List", "LargeList") if hasattr(datasets, n))
+    return feature.feature if isinstance(feature, kinds) else None
+
+
+def multilabel_space(dataset: Any, column: str, where: str, delimiter: str | None) -> LabelSpace:
+    """The classes of a multi-label column (lists of names or ids, or delimited strings), from train."""
+    import datasets
+
+    feature = dataset.features[column]
+    inner = list_feature_inner(feature)
+    if isinstance(inner, datasets.ClassLabel):
+        return LabelSpace(names=list(inner.names), raw_values=list(range(len(inner.names))))
+    if inner is None and getattr(feature, "dtype", None) in ("string", "large_string") and delimiter is None:
+        example = next((v for v in dataset[column] if v is not None), "")
+        raise DataError(
+            f"{where}: label column '{column}' holds strings (e.g. {example!r}) but labels.problem is multi_label "
+            "and labels.delimiter is not set; set it to the character between labels (e.g. ';'), or give lists."
+        )
+    rows = [label_list(v, delimiter) for v in dataset[column]]
+    values = [v for row in rows if row for v in row]
+    kinds = Counter(_kind(v) for v in values)
+    if len(kinds) > 1 or (kinds and next(iter(kinds)) not in ("str", "int")):
+        raise DataError(
+            f"{where}: label column '{column}' must hold label names or integer ids in every list; found "
+            f"{', '.join(f'{k} (e.g. {next(v for v in values if _kind(v) == k)!r})' for k in kinds)}."
+        )
+    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    if len(distinct) < 2:
+        raise DataError(
+            f"{where}: label column '{column}' holds {len(distinct)} distinct label(s) "
+            f"({', '.join(map(str, distinct)) or 'none'}); need at least 2."
+        )
+    if delimiter is not None:
+        check_delimiters(dataset[column], set(map(str, distinct)), delimiter, column, where)
+    return LabelSpace(names=[str(v) for v in distinct], raw_values=distinct)
+
+
+def check_delimiters(values: list[Any], known: set[str], delimiter: str, column: str, where: str) -> None:
+    """Refuse labels that are other known labels joined by another delimiter ('news,sport' with ';')."""
+    for row, value in enumerate(values):
+        for label in label_list(value, delimiter) or []:
+            for other in OTHER_DELIMITERS:
+                parts = [p.strip() for p in str(label).split(other)]
+                if other != delimiter and len(parts) > 1 and all(p in known for p in parts):
+                    raise DataError(
+                        f"{where}: label column '{column}', row {row} (counting from 0 after cleaning): "
+                        f"{value!r} contains {other!r}, but labels.delimiter is {delimiter!r}; use one delimiter "
+                        "throughout (or set labels.delimiter to the one the file uses)."
+                    )
+
+
+def encode_multilabel(
+    dataset: Any, space: LabelSpace, column: str, where: str, delimiter: str | None, allow_empty: bool
+) -> Any:
+    """Replace label sets with multi-hot float32 rows (column ``labels``); unseen or (if not allowed) empty
+    label sets are errors naming the rows."""
+    import datasets
+
+    inner = list_feature_inner(dataset.features[column])
+    by_id = isinstance(inner, datasets.ClassLabel)
+    lookup = {raw: i for i, raw in enumerate(space.raw_values)}
+    if by_id and list(inner.names) != space.names:  # another split's ClassLabel order: map through names
+        positions = {name: i for i, name in enumerate(space.names)}
+        lookup = {i: positions.get(name, -1) for i, name in enumerate(inner.names)}
+    rows = [label_list(v, delimiter) for v in dataset[column]]
+    unseen = Counter(str(v) for row in rows for v in (row or []) if lookup.get(v, -1) < 0)
+    if unseen:
+        raise DataError(
+            f"{where}: label column '{column}' has labels never seen in training: "
+            f"{', '.join(f'{name!r} ({n} rows)' for name, n in unseen.most_common(10))}. "
+            f"Training labels: {', '.join(space.names)}."
+        )
+    empty = [i for i, row in enumerate(rows) if not row]
+    if empty and not allow_empty:
+        raise DataError(
+            f"{where}: label column '{column}' has {len(empty)} rows with no label (first rows, counting from 0 "
+            f"after cleaning: {', '.join(map(str, empty[:5]))}), and labels.allow_empty is false. Give every row "
+            "at least one label, or set labels.allow_empty: true to train on them as all-negative examples."
+        )
+    width = len(space)
+
+    def multi_hot(batch: dict[str, list]) -> dict[str, list]:
+        out = []
+        for value in batch[column]:
+            row = [0.0] * width
+            for v in label_list(value, delimiter) or []:
+                row[lookup[v]] = 1.0
+            out.append(row)
+        return {"labels": out}
+
+    features = dataset.features.copy()
+    del features[column]
+    if "labels" in features:
+        del features["labels"]
+    features["labels"] = datasets.List(datasets.Value("float32"), length=width)
+    return dataset.map(multi_hot, batched=True, remove_columns=[column], features=features, desc="encoding label sets")

@@ -91,8 +91,8 @@ def check_model_source(spec: str) -> str:
     return path
 
 
-def load_model_config(path: str, config: RecipeConfig, labels: Any) -> Any:
-    """The checkpoint's config with our labels and dropout overrides applied."""
+def load_model_config(path: str, config: RecipeConfig) -> Any:
+    """The checkpoint's config with the recipe's dropout overrides applied (the task then sets its head)."""
     from transformers import AutoConfig
 
     try:
@@ -110,9 +110,6 @@ def load_model_config(path: str, config: RecipeConfig, labels: Any) -> Any:
             f"save the model where the Hub is reachable (`AutoModel.from_pretrained('{path}').save_pretrained('DIR')`"
             ", tokenizer/processor likewise) and set model: DIR."
         ) from err
-    model_config.num_labels = len(labels)
-    model_config.id2label = labels.id2label
-    model_config.label2id = labels.label2id
     if config.regularization.dropout is not None:
         changed = [f for f in DROPOUT_FIELDS if isinstance(getattr(model_config, f, None), (int, float))]
         if not changed:

@@ -16,6 +16,7 @@ import yaml
 from hfft.errors import ConfigError, HfftError, ModelError
 
 CONFIG_FILE = "hfft_config.yaml"
+ADAPTER_DIR = "adapter"  # LoRA runs: the adapter (+ trained head) beside the merged model
 RUN_INFO_FILE = "run_info.json"
 DATA_REPORT_FILE = "data_report.json"
 logger = logging.getLogger("hfft")
@@ -68,6 +69,25 @@ def versions() -> dict[str, str]:
     return found
 
 
+def save_model(trainer: Any, out: Path) -> None:
+    """The trained model as a standalone `save_pretrained` directory.
+
+    LoRA: the adapter merged into a copy of the base model is saved at the top (so `pipeline(task,
+    model=RUN_DIR)` and `AutoModelFor*.from_pretrained(RUN_DIR)` load it with the run's labels, peft or
+    not), and the adapter itself in ``adapter/`` (small; `load_run` rebuilds the exact trained graph from it).
+    """
+    import copy
+
+    model = trainer.model
+    if not hasattr(model, "merge_and_unload"):
+        trainer.save_model(str(out))
+        return
+    model.save_pretrained(str(out / ADAPTER_DIR))
+    merged = copy.deepcopy(model).merge_and_unload()
+    merged.save_pretrained(str(out))
+    del merged
+
+
 def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, trainer: Any) -> None:
     """Resolved config, run info (versions, labels, params), data report and model card."""
     from hfft.modeling import count_parameters
@@ -77,10 +97,10 @@ def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, tra
     (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     info = {
         "task": recipe.task,
+        "modality": recipe.modality,
         "base_model": model_path,
         "tuning": recipe.config.tuning.method,
-        "labels": recipe.labels.names,
-        "label_values": recipe.labels.raw_values,
+        **recipe.task_info(),
         "columns": recipe.columns,
         "metrics": metrics,
         "versions": versions(),
@@ -90,31 +110,18 @@ def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, tra
         **recipe.model_notes,
     }
     (out / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
-    write_plots(recipe, trainer)
-    (out / DATA_REPORT_FILE).write_text(json.dumps(recipe.report.to_dict(), indent=2), encoding="utf-8")
-    (out / "README.md").write_text(model_card(recipe, info), encoding="utf-8")
-
-
-def write_plots(recipe: Any, trainer: Any) -> None:
-    """training_curves.png (loss, validation accuracy) and confusion_matrix.png (validation split)."""
     from hfft import plots
 
-    plots.training_curves(trainer.state.log_history, recipe.output_dir / "training_curves.png")
-    predictions = getattr(recipe, "validation_predictions", None)
-    if predictions is not None:
-        plots.confusion_matrix(
-            predictions[0],
-            predictions[1],
-            recipe.labels.names,
-            recipe.output_dir / "confusion_matrix.png",
-            title="Validation confusion matrix",
-        )
+    plots.training_curves(trainer.state.log_history, out / "training_curves.png", recipe.primary_metric)
+    task_lines = recipe.write_task_outputs(out)
+    (out / DATA_REPORT_FILE).write_text(json.dumps(recipe.report.to_dict(), indent=2), encoding="utf-8")
+    (out / "README.md").write_text(model_card(recipe, info, task_lines), encoding="utf-8")
 
 
-def model_card(recipe: Any, info: dict[str, Any]) -> str:
+def model_card(recipe: Any, info: dict[str, Any], task_lines: list[str]) -> str:
     """A Hugging Face model card: YAML metadata, then data, method, regularisation and metrics."""
     config = recipe.config
-    library = "peft" if config.tuning.method == "lora" else "transformers"
+    library = "transformers"  # LoRA runs are saved merged (the adapter is in adapter/)
     header = yaml.safe_dump(
         {
             "library_name": library,
@@ -129,6 +136,11 @@ def model_card(recipe: Any, info: dict[str, Any]) -> str:
     )
     reg = config.regularization
     plots = sorted(p.name for p in recipe.output_dir.glob("*.png"))
+    adapter_note = (
+        f"; the LoRA adapter (+ head) is in `{ADAPTER_DIR}/`, merged into the weights at the top level"
+        if (recipe.output_dir / ADAPTER_DIR).is_dir()
+        else ""
+    )
     return f"""---
 {header}---
 
@@ -139,15 +151,15 @@ Fine-tuned with [hfft](https://pypi.org/project/hfft/) for **{recipe.task}** fro
 ## Data
 - train: `{config.data.train}`; validation: `{config.data.validation or "split from train / source"}`; test: `{config.data.test or "-"}`
 - columns: {", ".join(f"{k} = `{v}`" for k, v in info["columns"].items())}
-- labels ({len(info["labels"])}): {", ".join(info["labels"])}
+{chr(10).join(task_lines)}
 
 ```
 {recipe.report.summary()}
 ```
 
 ## Method
-- tuning: **{config.tuning.method}** ({info["trainable_parameters"]:,} of {info["total_parameters"]:,} parameters trained)
-- regularisation: dropout {reg.dropout if reg.dropout is not None else "checkpoint default"}, weight decay {reg.weight_decay}, label smoothing {reg.label_smoothing}, augmentation {"on" if reg.augment else "off"}
+- tuning: **{config.tuning.method}** ({info["trainable_parameters"]:,} of {info["total_parameters"]:,} parameters trained){adapter_note}
+- regularisation: dropout {reg.dropout if reg.dropout is not None else "checkpoint default"}, weight decay {reg.weight_decay}, label smoothing {reg.label_smoothing}, class weights {reg.class_weights}, balanced sampler {"on" if reg.balanced_sampler else "off"}, augmentation {"on" if reg.augment else "off"}
 - seed {config.seed}; full configuration in `{CONFIG_FILE}`, versions in `{RUN_INFO_FILE}`
 
 ## Metrics
@@ -160,43 +172,47 @@ Fine-tuned with [hfft](https://pypi.org/project/hfft/) for **{recipe.task}** fro
 ```
 hfft predict {recipe.output_dir} INPUTS
 ```
+```python
+from transformers import pipeline
+pipeline("{recipe.task}", model="{recipe.output_dir}")
+```
 """
 
 
 def load_run(run_dir: str | Path) -> Any:
-    """Rebuild the recipe, labels, processor and trained model of a finished run."""
+    """Rebuild the recipe, labels, processor and trained model of a finished run.
+
+    LoRA runs load the adapter onto the base model (the exact trained graph); runs saved before the
+    merged layout, with the adapter at the top, load the same way.
+    """
     import transformers
 
     from hfft.config import load_config
-    from hfft.labels import LabelSpace
-    from hfft.tasks import recipe_class
+    from hfft.registry import recipe_class
 
     run = Path(run_dir)
     if not (run / CONFIG_FILE).is_file() or not (run / RUN_INFO_FILE).is_file():
         raise HfftError(f"'{run}' is not a finished hfft run directory (no {CONFIG_FILE} / {RUN_INFO_FILE}).")
-    lora = (run / "adapter_config.json").is_file()
-    weights = ["adapter_model.safetensors"] if lora else ["model.safetensors", "model.safetensors.index.json"]
-    if not any((run / name).is_file() for name in weights):  # never fall back to pickled .bin weights
+    adapter = next((d for d in (run / ADAPTER_DIR, run) if (d / "adapter_config.json").is_file()), None)
+    weights = ["adapter_model.safetensors"] if adapter else ["model.safetensors", "model.safetensors.index.json"]
+    if not any(((adapter or run) / name).is_file() for name in weights):  # never fall back to pickled .bin weights
         raise ModelError(f"'{run}' has no {weights[0]}: the run did not finish saving, or its weights were removed.")
     raw = yaml.safe_load((run / CONFIG_FILE).read_text(encoding="utf-8"))
     info = json.loads((run / RUN_INFO_FILE).read_text(encoding="utf-8"))
     raw["training"] = {**raw.get("training", {}), "output_dir": str(run)}
     recipe = recipe_class(info["task"])(load_config(raw))
-    recipe.labels = LabelSpace(names=info["labels"], raw_values=info["label_values"])
+    recipe.restore_task(info)
     recipe.columns = info["columns"]
     recipe.processor = recipe.load_processor(str(run))
-    model_class = getattr(transformers, recipe.model_class_name)
-    if lora:
+    if adapter is not None:
         from peft import PeftModel
 
-        from hfft.modeling import check_model_source, load_model, load_model_config
+        from hfft.modeling import check_model_source
 
-        check_model_source(info["base_model"])  # a LoRA run needs its base model where training found it
-        base_config = recipe.adapt_model_config(load_model_config(info["base_model"], recipe.config, recipe.labels))
-        base = load_model(model_class, info["base_model"], base_config, recipe.config)
-        recipe.model = PeftModel.from_pretrained(base, str(run))
+        check_model_source(info["base_model"])  # the adapter needs its base model where training found it
+        recipe.model = PeftModel.from_pretrained(recipe.load_base_model(info["base_model"]), str(adapter))
     else:
-        recipe.model = model_class.from_pretrained(
+        recipe.model = getattr(transformers, recipe.model_class_name).from_pretrained(
             str(run), use_safetensors=True, trust_remote_code=recipe.config.trust_remote_code
         )
     recipe.model.eval()

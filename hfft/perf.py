@@ -126,6 +126,21 @@ def _trainer_class() -> type:
             self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
             return super().__iter__()
 
+    class SeededWeightedSampler(torch.utils.data.WeightedRandomSampler):
+        """Rows drawn with replacement in proportion to ``weights`` (e.g. class-balanced), from (seed + epoch):
+        the same draws after a resume and on every rank."""
+
+        def __init__(self, weights: list[float], seed: int) -> None:
+            super().__init__(weights, num_samples=len(weights), replacement=True)
+            self.seed, self.epoch = seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self) -> Any:
+            self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            return super().__iter__()
+
     class Trainer(transformers.Trainer):
         """`transformers.Trainer` that, with `group_by_length`, (1) reads the precomputed length column also
         through a dataset wrapper, instead of scanning (and transforming) every row at start-up, and (2)
@@ -134,7 +149,10 @@ def _trainer_class() -> type:
         after training, so the trained model in memory computes what the saved one does reloaded, while
         evaluation keeps the training precision. (4) On CPU, convolutional networks train and evaluate in
         the channels-last layout (oneDNN's fast one: EfficientNet-Lite0 trains ~1.5x faster), in float32
-        unless bf16 was asked for (`float32_for_cnns`)."""
+        unless bf16 was asked for (`float32_for_cnns`). (5) With `sample_weights` set (a list, one per training
+        row), training rows are drawn by a seeded weighted sampler (e.g. class-balanced)."""
+
+        sample_weights: list[float] | None = None
 
         def __init__(self, model: Any = None, args: Any = None, **kwargs: Any) -> None:
             if model is not None and args is not None:
@@ -149,11 +167,13 @@ def _trainer_class() -> type:
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = self.train_dataset if train_dataset is None else train_dataset
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            if self.sample_weights is not None and dataset is not None and len(self.sample_weights) == len(dataset):
+                return SeededWeightedSampler(self.sample_weights, seed)
             if self.args.train_sampling_strategy == "group_by_length" and dataset is not None:
                 lengths = precomputed_lengths(dataset, self.args.length_column_name)
                 if lengths is not None:
                     batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-                    seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
                     return SeededLengthGroupedSampler(batch, lengths, seed)
             return super()._get_train_sampler(train_dataset)
 

@@ -17,21 +17,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def training_curves(log_history: list[dict[str, Any]], path: Path) -> Path:
-    """Train/eval loss and eval accuracy against the optimizer step."""
+def training_curves(log_history: list[dict[str, Any]], path: Path, metric: str = "accuracy") -> Path:
+    """Train/eval loss and the validation ``metric`` (accuracy, mAP, ...) against the optimizer step."""
     plt = _pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
-    evals = [(h["step"], h["eval_loss"], h.get("eval_accuracy")) for h in log_history if "eval_loss" in h]
+    evals = [(h["step"], h["eval_loss"], h.get(f"eval_{metric}")) for h in log_history if "eval_loss" in h]
     if train:
         loss_ax.plot(*zip(*train), label="train loss")
     if evals:
         loss_ax.plot([e[0] for e in evals], [e[1] for e in evals], "o-", label="validation loss")
         acc = [(e[0], e[2]) for e in evals if e[2] is not None]
         if acc:
-            acc_ax.plot(*zip(*acc), "o-", color="tab:green", label="validation accuracy")
+            acc_ax.plot(*zip(*acc), "o-", color="tab:green", label=f"validation {metric}")
     loss_ax.set(xlabel="optimizer step", ylabel="loss", title="Loss")
-    acc_ax.set(xlabel="optimizer step", ylabel="accuracy", title="Validation accuracy", ylim=(0, 1.02))
+    acc_ax.set(xlabel="optimizer step", ylabel=metric, title=f"Validation {metric}", ylim=(0, 1.02))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -75,14 +75,33 @@ def confusion_matrix(predictions: Any, references: Any, names: list[str], path: 
     return _save(fig, path)
 
 
-def robustness(curves: dict[str, list[tuple[float, float]]], clean: float, path: Path, title: str = "") -> Path:
-    """Accuracy against corruption severity, one line per corruption."""
+def per_class(report: dict[str, dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Multi-label: F1 and average precision per class (bars), with each class's positives in the labels."""
+    plt = _pyplot()
+    names = list(report)
+    fig, ax = plt.subplots(figsize=(max(7, 0.55 * len(names) + 2), 4.5))
+    x = np.arange(len(names))
+    for offset, key in ((-0.2, "f1"), (0.2, "ap")):
+        values = [report[n][key] if report[n][key] is not None else np.nan for n in names]
+        ax.bar(x + offset, values, 0.4, label="AP" if key == "ap" else "F1")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{n} ({report[n]['support']})" for n in names], rotation=45, ha="right")
+    ax.set(ylabel="score", ylim=(0, 1.02), title=title or "Per-class metrics (positives in brackets)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def robustness(
+    curves: dict[str, list[tuple[float, float]]], clean: float, path: Path, title: str = "", metric: str = "accuracy"
+) -> Path:
+    """A metric against corruption severity, one line per corruption."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, points in curves.items():
         ax.plot([0, *[p[0] for p in points]], [clean, *[p[1] for p in points]], "o-", label=name)
     ax.axhline(clean, color="grey", linestyle=":", label="clean")
-    ax.set(xlabel="severity (0 = clean)", ylabel="accuracy", title=title or "Robustness to corruptions", ylim=(0, 1.02))
+    ax.set(xlabel="severity (0 = clean)", ylabel=metric, title=title or "Robustness to corruptions", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -99,7 +118,7 @@ def comparison(rows: list[dict[str, Any]], columns: list[str], path: Path, title
         ax.bar(x + i * width - 0.4 + width / 2, values, width, label=column)
     ax.set_xticks(x)
     ax.set_xticklabels([r["variant"] for r in rows])
-    ax.set(xlabel="variant", ylabel="accuracy / gap", title=title or "Regularisation comparison")
+    ax.set(xlabel="variant", ylabel="metric / gap", title=title or "Regularisation comparison")
     ax.axhline(0, color="black", linewidth=0.5)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(len(columns), 5))

@@ -1,15 +1,15 @@
 """The Recipe base class: one fine-tuning run, readable top to bottom in `train()`.
 
-A modality subclass (text, image, audio) fills in the hooks marked "hook" below:
-which columns to look for, how to check/clean rows, preprocess, augment, collate
-and turn raw inputs into model inputs. The flow itself is never copied.
+A recipe is a *modality* (`hfft/modalities/`: how inputs are found, checked, preprocessed, augmented,
+collated and corrupted) times a *task* (`hfft/tasks/`: targets, head, loss, metrics, predictions and
+outputs), composed by `hfft.registry.recipe_class`. Both fill in the hooks listed at the end of this
+class; the flow itself lives only here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,26 +18,29 @@ from hfft.config import NoOptions, RecipeConfig, load_config
 from hfft.distributed import gather_fingerprints
 from hfft.errors import DataError
 from hfft.inference import InferenceMixin
-from hfft.labels import LabelSpace
 from hfft.resume import resume_checkpoint, run_training, seeded_augmentation
 
 logger = logging.getLogger("hfft")
-LABEL_CANDIDATES = ("label", "labels", "fine_label", "category", "class", "target", "intent", "sentiment")
 TRAIN_EVAL_ROWS = 500  # rows of train re-evaluated without augmentation, for the generalisation gap
 
 
 class Recipe(InferenceMixin):
     """Base class of all recipes. Build from a config, keyword arguments or a YAML path."""
 
-    task: ClassVar[str] = ""
-    default_model: ClassVar[str] = ""
-    model_class_name: ClassVar[str] = ""  # a transformers Auto class name
-    input_kind: ClassVar[str] = ""  # "text" | "image" | "audio": reads data.<kind>_column
+    task: ClassVar[str] = ""  # the config's `task:` name, e.g. "image-classification"
+    modality: ClassVar[str] = ""  # "text" | "image" | "audio": reads data.<modality>_column
     input_candidates: ClassVar[tuple[str, ...]] = ()
     folder_builder: ClassVar[str | None] = None  # datasets builder for class-subfolder directories
-    dedup: ClassVar[bool] = False  # drop duplicate (input, label) rows from train
-    Preprocessing: ClassVar[type] = NoOptions
+    dedup: ClassVar[bool] = False  # drop duplicate (input, target) rows from train
+    Preprocessing: ClassVar[type] = NoOptions  # modality config sections
     Augmentation: ClassVar[type] = NoOptions
+    Labels: ClassVar[type] = NoOptions  # task config section
+    default_models: ClassVar[dict[str, str]] = {}  # task: modality -> default checkpoint
+    model_classes: ClassVar[dict[str, str]] = {}  # task: modality -> transformers Auto class name
+    primary_metric: ClassVar[str] = "loss"  # task: best-model selection, generalisation gap, robustness
+    greater_is_better: ClassVar[bool] = False
+    stratify_column: ClassVar[str | None] = None  # task: column a split of train is stratified by
+    robustness_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # task: reported by `hfft robustness`
 
     def __init__(self, config: RecipeConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is None or isinstance(config, dict):
@@ -45,24 +48,32 @@ class Recipe(InferenceMixin):
             raw.setdefault("task", self.task)
             config = load_config(raw)
         self.config: RecipeConfig = config
-        self.labels: LabelSpace | None = None
         self.processor: Any = None
         self.model: Any = None
         self.report = cleaning.DataReport()
         self.columns: dict[str, str] = {}
         self.model_notes: dict[str, Any] = {}  # e.g. a re-initialised head (saved in run_info.json)
+        self.predictions: dict[str, Any] = {}  # split -> Trainer PredictionOutput, for the task's outputs
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
         """Build the recipe named by a YAML file's `task:` (any subclass)."""
-        config = load_config(path, overrides)
-        from hfft.tasks import recipe_class
+        from hfft.registry import recipe_class
 
+        config = load_config(path, overrides)
         return recipe_class(config.task)(config)
 
     @property
     def output_dir(self) -> Path:
         return Path(self.config.training.get("output_dir", f"runs/{self.task}"))
+
+    @property
+    def default_model(self) -> str:
+        return self.default_models[self.modality]
+
+    @property
+    def model_class_name(self) -> str:
+        return self.model_classes[self.modality]
 
     # ------------------------------------------------------------------ the run
 
@@ -85,16 +96,17 @@ class Recipe(InferenceMixin):
         checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = dict(train_result.metrics)
-        validation = trainer.predict(self.with_eval_transform(encoded["validation"]), metric_key_prefix="eval")
-        metrics.update(validation.metrics)
-        self.validation_predictions = (validation.predictions, validation.label_ids)  # for the confusion matrix
+        metrics.update(self.evaluate_split(trainer, encoded["validation"], "eval"))
+        metrics.update(self.after_validation(trainer))  # e.g. decision thresholds tuned on validation
         metrics.update(self.train_eval_metrics(trainer, encoded["train"]))
-        metrics["generalization_gap"] = metrics["train_eval_accuracy"] - metrics["eval_accuracy"]
+        key = self.primary_metric
+        metrics["generalization_gap"] = metrics[f"train_eval_{key}"] - metrics[f"eval_{key}"]
         if "test" in encoded:
-            metrics.update(trainer.evaluate(self.with_eval_transform(encoded["test"]), metric_key_prefix="test"))
-        for split in ("validation", "test"):
+            metrics.update(self.evaluate_split(trainer, encoded["test"], "test"))
+        for split, prefix in (("validation", "eval"), ("test", "test")):
             if split in encoded:
-                metrics[f"{'eval' if split == 'validation' else split}_majority_baseline"] = majority(encoded[split])
+                baseline = self.baseline_metrics(encoded["train"], encoded[split])
+                metrics.update({f"{prefix}_{name}": value for name, value in baseline.items()})
         metrics["wall_time_s"] = round(time.time() - started, 1)
         metrics["world_size"] = args.world_size
         self.rank_fingerprints = gather_fingerprints(trainer.model)  # all ranks must end with equal weights
@@ -118,24 +130,12 @@ class Recipe(InferenceMixin):
     def training_arguments(self) -> Any:
         from hfft.training_args import build_training_arguments
 
-        return build_training_arguments(self.config, self.task)
+        return build_training_arguments(self.config, self)
 
     def load_splits(self) -> dict[str, Any]:
-        """Load train/validation/test, clean them, map labels, split and subsample."""
-        dc = self.config.data
-        source = data.load_source(dc.train, "data.train", subset=dc.subset, folder_builder=self.folder_builder)
-        train = source[dc.train_split] if dc.train_split in source else data.only_split(source, "data.train", dc.train)
-        splits = {"train": train}
-        for role, names in (("validation", data.VALIDATION_NAMES), ("test", ("test",))):
-            spec = getattr(dc, role)
-            if spec is not None:
-                loaded = data.load_source(spec, f"data.{role}", subset=dc.subset, folder_builder=self.folder_builder)
-                splits[role] = data.only_split(loaded, f"data.{role}", spec)
-            else:
-                found = data.pick_split(source, getattr(dc, f"{role}_split"), names, "data.train")
-                if found is not None:
-                    splits[role] = found
-        where = {role: cleaning.source_name(dc, role) for role in splits}  # e.g. "data.train ('train.csv')"
+        """Load train/validation/test, clean them, encode targets, split and subsample."""
+        splits = self.load_raw_splits()
+        where = {role: cleaning.source_name(self.config.data, role) for role in splits}  # "data.train ('x.csv')"
         self.columns = self.find_columns(splits["train"], where["train"])
         for role, ds in splits.items():
             missing = [c for c in self.columns.values() if c not in ds.column_names]
@@ -144,45 +144,62 @@ class Recipe(InferenceMixin):
                     f"{where[role]}: columns {missing} (found in train) are missing; it has {', '.join(ds.column_names)}."
                 )
             splits[role] = self.clean(ds.select_columns(list(dict.fromkeys(self.columns.values()))), role)
-        label = self.columns["label"]
-        self.labels = LabelSpace.from_dataset(splits["train"], label, where["train"])
-        splits = {r: self.labels.encode_column(ds, label, where[r]) for r, ds in splits.items()}
+        splits = self.encode_targets(splits, where)
         if "validation" not in splits:
             splits["train"], splits["validation"] = self.split_off_validation(splits["train"])
-        return self.subsample(splits)
+        splits = self.subsample(splits)
+        for role, ds in splits.items():
+            self.report.splits[role].notes.update(self.target_notes(ds))
+        return splits
+
+    def load_raw_splits(self) -> dict[str, Any]:
+        """The configured sources as {"train", "validation"?, "test"?} datasets, before any cleaning."""
+        dc = self.config.data
+        options = {"subset": dc.subset, "folder_builder": self.folder_builder, "image_root": dc.image_root}
+        source = data.load_source(dc.train, "data.train", **options)
+        train = source[dc.train_split] if dc.train_split in source else data.only_split(source, "data.train", dc.train)
+        splits = {"train": train}
+        for role, names in (("validation", data.VALIDATION_NAMES), ("test", ("test",))):
+            spec = getattr(dc, role)
+            if spec is not None:
+                splits[role] = data.only_split(data.load_source(spec, f"data.{role}", **options), f"data.{role}", spec)
+            else:
+                found = data.pick_split(source, getattr(dc, f"{role}_split"), names, "data.train")
+                if found is not None:
+                    splits[role] = found
+        return splits
 
     def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
-        """{"input": ..., "label": ...} from explicit config keys or auto-detection."""
-        key = f"{self.input_kind}_column"
-        return {
-            "input": find_column(dataset, getattr(self.config.data, key), self.input_candidates, f"data.{key}", where),
-            "label": find_column(dataset, self.config.data.label_column, LABEL_CANDIDATES, "data.label_column", where),
-        }
+        """{"input": ..., <target roles>: ...}: the modality's input columns, then the task's target columns."""
+        return {**self.input_columns(dataset, where), **self.target_columns(dataset, where)}
 
     def clean(self, dataset: Any, split: str) -> Any:
-        label = self.columns["label"]
+        """Drop (and count) rows whose input the modality rejects or whose target the task rejects."""
 
         def check(batch: dict[str, list]) -> list[str | None]:
-            problems = self.check_batch(batch)
-            return [p or ("missing_label" if batch[label][i] is None else None) for i, p in enumerate(problems)]
+            inputs, targets = self.check_batch(batch), self.check_targets(batch)
+            return [a or b for a, b in zip(inputs, targets)]
 
         dedup = list(self.columns.values()) if self.dedup and split == "train" else None
         where = cleaning.source_name(self.config.data, split)
         return cleaning.clean_split(dataset, split, self.report, check, dedup, self.config.data.max_bad_fraction, where)
 
     def split_off_validation(self, train: Any) -> tuple[Any, Any]:
-        """A seeded split of train, stratified by label when every class has 2+ rows."""
+        """A seeded split of train, stratified by the task's `stratify_column` when every class has 2+ rows."""
         size = self.config.data.validation_size
         try:
-            parts = train.train_test_split(test_size=size, seed=self.config.seed, stratify_by_column="labels")
+            parts = train.train_test_split(
+                test_size=size, seed=self.config.seed, stratify_by_column=self.stratify_column
+            )
         except ValueError as err:
             logger.warning("validation split is not stratified (%s)", err)
             parts = train.train_test_split(test_size=size, seed=self.config.seed)
         train_report = self.report.splits["train"]
         train_report.rows_out = len(parts["train"])
         train_report.notes["moved_to_validation"] = len(parts["test"])
+        how = "stratified " if self.stratify_column else ""
         self.report.splits["validation"] = cleaning.SplitReport(
-            rows_in=len(parts["test"]), rows_out=len(parts["test"]), notes={"source": f"{size:.0%} of train"}
+            rows_in=len(parts["test"]), rows_out=len(parts["test"]), notes={"source": f"{how}{size:.0%} of train"}
         )
         return parts["train"], parts["test"]
 
@@ -204,20 +221,26 @@ class Recipe(InferenceMixin):
         return encoded
 
     def build_model(self, model_path: str) -> Any:
-        import transformers
+        """The checkpoint with the task's head and the modality's settings, then LoRA / full / freeze."""
+        from hfft.modeling import apply_tuning
 
-        from hfft.modeling import apply_tuning, load_model, load_model_config
-
-        model_config = self.adapt_model_config(load_model_config(model_path, self.config, self.labels))
-        model_class = getattr(transformers, self.model_class_name)
-        model = load_model(model_class, model_path, model_config, self.config, notes=self.model_notes)
+        model = self.load_base_model(model_path, self.model_notes)
         self.adapt_model(model)
         return apply_tuning(model, self.config)
+
+    def load_base_model(self, model_path: str, notes: dict[str, Any] | None = None) -> Any:
+        """Weights of ``model_path`` under a config the task and modality have adapted (no tuning applied)."""
+        import transformers
+
+        from hfft.modeling import load_model, load_model_config
+
+        model_config = self.adapt_model_config(self.configure_head(load_model_config(model_path, self.config)))
+        model_class = getattr(transformers, self.model_class_name)
+        return load_model(model_class, model_path, model_config, self.config, notes=notes)
 
     def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
         from transformers import EarlyStoppingCallback
 
-        from hfft.metrics import argmax_logits, classification_metrics
         from hfft.perf import Trainer  # reads the length column through wrappers: no start-up scan
 
         train, collator, callbacks = encoded["train"], self.collator(), []
@@ -228,27 +251,36 @@ class Recipe(InferenceMixin):
             train = self.with_eval_transform(train)
         if self.config.regularization.early_stopping_patience is not None:
             callbacks.append(EarlyStoppingCallback(self.config.regularization.early_stopping_patience))
-        return Trainer(
+        trainer = Trainer(
             model=self.model,
             args=args,
             train_dataset=train,
             eval_dataset=self.with_eval_transform(encoded["validation"]),
             data_collator=collator,
             processing_class=self.processor,
-            compute_metrics=classification_metrics(len(self.labels)),
-            preprocess_logits_for_metrics=argmax_logits,
+            compute_metrics=self.compute_metrics,
+            preprocess_logits_for_metrics=self.preprocess_logits,
             callbacks=callbacks,
         )
+        trainer.compute_loss_func = self.loss_function(encoded["train"])  # None: the model's own loss
+        trainer.sample_weights = self.sample_weights(encoded["train"])  # None: uniform sampling
+        return trainer
+
+    def evaluate_split(self, trainer: Any, dataset: Any, prefix: str) -> dict[str, float]:
+        """Metrics of one split; its predictions are kept for the task's outputs (plots, reports)."""
+        output = trainer.predict(self.with_eval_transform(dataset), metric_key_prefix=prefix)
+        self.predictions[prefix] = output
+        return dict(output.metrics)
 
     def train_eval_metrics(self, trainer: Any, train: Any) -> dict[str, float]:
-        """Accuracy on (a seeded sample of) the training rows, unaugmented: for the generalisation gap."""
+        """Metrics on (a seeded sample of) the training rows, unaugmented: for the generalisation gap."""
         rows = train.shuffle(seed=self.config.seed).select(range(min(TRAIN_EVAL_ROWS, len(train))))
         metrics = trainer.evaluate(self.with_eval_transform(rows), metric_key_prefix="train_eval")
-        return {k: v for k, v in metrics.items() if k in ("train_eval_accuracy", "train_eval_f1", "train_eval_loss")}
+        return {k: v for k, v in metrics.items() if not k.endswith(("runtime", "per_second", "samples"))}
 
     def save(self, trainer: Any, metrics: dict[str, float], model_path: str) -> None:
-        """Model (or adapter + head), processor, metrics, resolved config, report and model card."""
-        trainer.save_model(str(self.output_dir))
+        """Model (LoRA: merged, with the adapter in adapter/), processor, metrics, config, report, model card."""
+        outputs.save_model(trainer, self.output_dir)
         if self.processor is not None:
             self.processor.save_pretrained(str(self.output_dir))
         trainer.save_metrics("all", metrics, combined=False)
@@ -264,18 +296,30 @@ class Recipe(InferenceMixin):
     def has_eval_transform(self) -> bool:
         return type(self).eval_transform is not Recipe.eval_transform
 
-    # ------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------ modality hooks
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
-        """Hook: task-specific config checks (run at load time, before any data is read)."""
+        """Hook (modality and task, chained with super()): config checks at load time, before any data is read."""
+
+    @classmethod
+    def corruption_suite(cls) -> dict[str, Any]:
+        """Hook: {name: corruption} for `hfft robustness` (see hfft/corruptions.py)."""
+        return {}
+
+    def input_columns(self, dataset: Any, where: str) -> dict[str, str]:
+        """Hook: {"input": column} (and e.g. "pair"), from explicit config keys or auto-detection."""
+        key = f"{self.modality}_column"
+        return {
+            "input": find_column(dataset, getattr(self.config.data, key), self.input_candidates, f"data.{key}", where)
+        }
 
     def load_processor(self, model_path: str) -> Any:
         """Hook: the tokenizer / image processor / feature extractor of the checkpoint."""
         raise NotImplementedError
 
     def check_batch(self, batch: dict[str, list]) -> list[str | None]:
-        """Hook: per row, None if usable, else a drop reason ("reason" or "reason: detail")."""
+        """Hook: per row, None if the input is usable, else a drop reason ("reason" or "reason: detail")."""
         return [None] * len(next(iter(batch.values())))
 
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
@@ -295,19 +339,98 @@ class Recipe(InferenceMixin):
         raise NotImplementedError
 
     def adapt_model_config(self, model_config: Any) -> Any:
-        """Hook: change the checkpoint's config before the weights load (also when a LoRA run is reloaded)."""
+        """Hook: modality settings in the checkpoint's config before the weights load (e.g. input length)."""
         return model_config
 
     def adapt_model(self, model: Any) -> None:
         """Hook: modality-specific model settings (e.g. freeze a feature encoder)."""
 
     def collator(self) -> Any:
-        """Hook: the data collator (dynamic padding, stacking)."""
+        """Hook: the data collator (dynamic padding, stacking); targets are collated by `collate_targets`."""
         return None
+
+    @property
+    def mixes_targets(self) -> bool:
+        """Hook: True when training batches carry mixed (soft) targets, e.g. mixup/cutmix."""
+        return False
 
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         """Hook: raw inputs -> a batch of model input tensors (for `predict`)."""
         raise NotImplementedError
+
+    def to_natural(self, value: Any) -> Any:
+        """Hook: a dataset value as the corruption functions take it."""
+        return value
+
+    def from_natural(self, value: Any) -> Any:
+        """Hook: a corrupted value back into a form the input column accepts."""
+        return value
+
+    # ------------------------------------------------------------------ task hooks
+
+    def target_columns(self, dataset: Any, where: str) -> dict[str, str]:
+        """Hook: {"label": column, ...}: where the targets are."""
+        raise NotImplementedError
+
+    def check_targets(self, batch: dict[str, list]) -> list[str | None]:
+        """Hook: per row, None if the target is usable, else a drop reason."""
+        return [None] * len(next(iter(batch.values())))
+
+    def encode_targets(self, splits: dict[str, Any], where: dict[str, str]) -> dict[str, Any]:
+        """Hook: validate targets and encode them as the model's `labels` column (learned from train)."""
+        raise NotImplementedError
+
+    def target_notes(self, dataset: Any) -> dict[str, Any]:
+        """Hook: facts about a split's targets for the data report (e.g. the class distribution)."""
+        return {}
+
+    def configure_head(self, model_config: Any) -> Any:
+        """Hook: the task's settings in the checkpoint's config (labels, problem type)."""
+        return model_config
+
+    def collate_targets(self, rows: list[dict[str, Any]]) -> Any:
+        """Hook: the `labels` tensor of a batch."""
+        raise NotImplementedError
+
+    def loss_function(self, train: Any) -> Any:
+        """Hook: a Trainer `compute_loss_func` (``train``: the encoded training split), or None for the model's
+        own loss."""
+        return None
+
+    def sample_weights(self, train: Any) -> list[float] | None:
+        """Hook: per-row sampling weights for training (e.g. class-balanced), or None."""
+        return None
+
+    def preprocess_logits(self, logits: Any, labels: Any) -> Any:
+        """Hook: `preprocess_logits_for_metrics` (keep only what the metrics need)."""
+        return logits
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        """Hook: Trainer `compute_metrics`."""
+        return {}
+
+    def after_validation(self, trainer: Any) -> dict[str, float]:
+        """Hook: work on the validation predictions (`self.predictions["eval"]`) before test, e.g. thresholds."""
+        return {}
+
+    def baseline_metrics(self, train: Any, split: Any) -> dict[str, float]:
+        """Hook: the trivial predictor's metrics on ``split`` (the floor a model must beat)."""
+        return {}
+
+    def format_predictions(self, logits: Any) -> list[dict[str, Any]]:
+        """Hook: model outputs -> one JSON-able result per input (for `predict`)."""
+        raise NotImplementedError
+
+    def task_info(self) -> dict[str, Any]:
+        """Hook: what `run_info.json` must hold to rebuild the task (labels, thresholds, ...)."""
+        return {}
+
+    def restore_task(self, info: dict[str, Any]) -> None:
+        """Hook: the inverse of `task_info`, when a run is loaded back."""
+
+    def write_task_outputs(self, out: Path) -> list[str]:
+        """Hook: plots and reports next to the model; returns model card lines about them."""
+        return []
 
 
 def find_column(dataset: Any, explicit: str | None, candidates: tuple[str, ...], key: str, where: str) -> str:
@@ -328,9 +451,3 @@ def find_column(dataset: Any, explicit: str | None, candidates: tuple[str, ...],
     if len(found) > 1:
         raise DataError(f"{where}: columns {', '.join(found)} could each be '{key}'; set {key} to choose one.")
     return found[0]
-
-
-def majority(dataset: Any) -> float:
-    """Accuracy of always predicting the most frequent class (the floor a model must beat)."""
-    counts = Counter(dataset["labels"])
-    return max(counts.values()) / len(dataset) if len(dataset) else 0.0

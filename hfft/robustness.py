@@ -1,4 +1,5 @@
-"""`hfft robustness`: accuracy of a trained run under its modality's corruption suite."""
+"""`hfft robustness`: a trained run's metrics (accuracy; multi-label mAP and micro-F1) under its modality's
+corruption suite."""
 
 from __future__ import annotations
 
@@ -14,38 +15,16 @@ from hfft import corruptions, plots
 logger = logging.getLogger("hfft")
 
 
-def to_natural(kind: str, value: Any) -> Any:
-    """A dataset value as the corruption functions take it (str, RGB PIL image, (mono wave, rate))."""
-    if kind == "image":
-        from hfft.image_io import open_image
-
-        return open_image(value).convert("RGB")
-    if kind == "audio":
-        from hfft.audio_io import decode, to_mono
-
-        samples, rate = decode(value)
-        return to_mono(samples), rate
-    return value
-
-
-def from_natural(kind: str, value: Any) -> Any:
-    """A corrupted value back into a form the recipe's input column accepts."""
-    if kind == "audio":
-        wave, rate = value
-        return {"array": np.asarray(wave, dtype=np.float32), "sampling_rate": int(rate)}
-    return value
-
-
 def corrupt(dataset: Any, recipe: Any, name: str, severity: int, seed: int) -> Any:
     """The dataset with corruption ``name`` at ``severity`` applied to its input column (seeded per row)."""
-    kind, column = recipe.input_kind, recipe.columns["input"]
-    function = corruptions.SUITES[kind][name]
+    column = recipe.columns["input"]
+    function = recipe.corruption_suite()[name]
 
     def apply(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         values = []
         for value, row in zip(batch[column], indices):
             rng = corruptions.row_rng(seed, name, severity, row)
-            values.append(from_natural(kind, function(to_natural(kind, value), severity, rng)))
+            values.append(recipe.from_natural(function(recipe.to_natural(value), severity, rng)))
         return {column: values}
 
     return dataset.map(
@@ -76,59 +55,73 @@ def run_robustness(
     seed: int | None = None,
     max_samples: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``run_dir`` on clean and corrupted data; write robustness.{json,md,png}."""
+    """Evaluate ``run_dir`` on clean and corrupted data; write robustness.{json,md,png}.
+
+    The result holds ``clean_<metric>`` and ``mean_corrupted_<metric>`` for each of the task's
+    `robustness_metrics` (the first is the headline: ``metric``), and per corruption and severity the
+    values of every metric (``corruptions`` for the headline metric, ``by_metric`` for all).
+    """
     from hfft.outputs import load_run
 
     recipe = load_run(run_dir)
-    suite = corruptions.SUITES[recipe.input_kind]
+    suite = recipe.corruption_suite()
     names = names or list(suite)
     unknown = [n for n in names if n not in suite]
     if unknown:
         from hfft.errors import ConfigError
 
-        raise ConfigError(f"unknown {recipe.input_kind} corruption(s) {unknown}; available: {', '.join(suite)}.")
+        raise ConfigError(f"unknown {recipe.modality} corruption(s) {unknown}; available: {', '.join(suite)}.")
+    metrics = recipe.robustness_metrics
     seed = recipe.config.seed if seed is None else seed
     dataset, source = evaluation_data(recipe, data)
     if max_samples is not None and len(dataset) > max_samples:
         dataset = dataset.shuffle(seed=seed).select(range(max_samples))
-    clean = recipe.evaluate_dataset(dataset)["eval_accuracy"]
-    curves: dict[str, list[tuple[float, float]]] = {}
+    clean = recipe.evaluate_dataset(dataset)
+    by_metric: dict[str, dict[str, dict[str, float]]] = {m: {} for m in metrics}
     for name in names:
-        curves[name] = []
         for severity in severities:
-            accuracy = recipe.evaluate_dataset(corrupt(dataset, recipe, name, severity, seed))["eval_accuracy"]
-            curves[name].append((severity, accuracy))
-            logger.info("%s severity %d: accuracy %.4f (clean %.4f)", name, severity, accuracy, clean)
-    mean = float(np.mean([acc for points in curves.values() for _, acc in points]))
-    result = {
+            scores = recipe.evaluate_dataset(corrupt(dataset, recipe, name, severity, seed))
+            for m in metrics:
+                by_metric[m].setdefault(name, {})[str(severity)] = scores[f"eval_{m}"]
+            logger.info("%s severity %d: %s %.4f (clean %.4f)", name, severity, metrics[0],
+                        scores[f"eval_{metrics[0]}"], clean[f"eval_{metrics[0]}"])  # fmt: skip
+    result: dict[str, Any] = {
         "run": str(run_dir),
         "data": source,
         "samples": len(dataset),
         "seed": seed,
-        "modality": recipe.input_kind,
-        "clean_accuracy": clean,
-        "mean_corrupted_accuracy": mean,
-        "corruptions": {n: {str(s): a for s, a in pts} for n, pts in curves.items()},
+        "modality": recipe.modality,
+        "metric": metrics[0],
     }
+    for m in metrics:
+        result[f"clean_{m}"] = clean[f"eval_{m}"]
+        result[f"mean_corrupted_{m}"] = float(np.mean([v for pts in by_metric[m].values() for v in pts.values()]))
+    result["corruptions"] = by_metric[metrics[0]]
+    result["by_metric"] = by_metric
     out = Path(out_dir) if out_dir else Path(run_dir) / "robustness"
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(result, indent=2))
     (out / "robustness.md").write_text(markdown_table(result, severities))
-    plots.robustness(curves, clean, out / "robustness.png", title=f"Robustness of {Path(run_dir).name} ({source})")
+    curves = {n: [(int(s), v) for s, v in pts.items()] for n, pts in result["corruptions"].items()}
+    plots.robustness(
+        curves, result[f"clean_{metrics[0]}"], out / "robustness.png",
+        title=f"Robustness of {Path(run_dir).name} ({source})", metric=metrics[0],
+    )  # fmt: skip
     return result
 
 
 def markdown_table(result: dict[str, Any], severities: tuple[int, ...]) -> str:
-    """Corruption x severity accuracy table."""
-    head = "| corruption | " + " | ".join(f"s{s}" for s in severities) + " | mean |"
-    lines = [
-        f"Clean accuracy **{result['clean_accuracy']:.4f}** on {result['samples']} samples of `{result['data']}`; "
-        f"mean corrupted accuracy **{result['mean_corrupted_accuracy']:.4f}** (seed {result['seed']}).",
-        "",
-        head,
-        "|---" * (len(severities) + 2) + "|",
-    ]
-    for name, points in result["corruptions"].items():
-        values = [points[str(s)] for s in severities]
-        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")
+    """One corruption x severity table per metric."""
+    by_metric = result.get("by_metric") or {result.get("metric", "accuracy"): result["corruptions"]}
+    summary = "; ".join(
+        f"clean {m} **{result[f'clean_{m}']:.4f}**, mean corrupted {m} **{result[f'mean_corrupted_{m}']:.4f}**"
+        for m in by_metric
+    )
+    lines = [f"{summary} on {result['samples']} samples of `{result['data']}` (seed {result['seed']})."]
+    for metric, table in by_metric.items():
+        lines += ["", f"| corruption ({metric}) | " + " | ".join(f"s{s}" for s in severities) + " | mean |"]
+        lines.append("|---" * (len(severities) + 2) + "|")
+        for name, points in table.items():
+            values = [points[str(s)] for s in severities]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")
     return "\n".join(lines) + "\n"

@@ -21,9 +21,9 @@ OWNED_BY_HFFT = {
 DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3}
 
 
-# Texts vary in length: batches of similar lengths (read from the `length` column the text recipe keeps)
+# Texts vary in length: batches of similar lengths (read from the `length` column the text modality keeps)
 # carry far less padding than random ones (~2x fewer tokens on short texts).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {"text-classification": {"train_sampling_strategy": "group_by_length"}}
+MODALITY_DEFAULTS: dict[str, dict[str, Any]] = {"text": {"train_sampling_strategy": "group_by_length"}}
 
 
 def training_argument_fields() -> dict[str, Any]:
@@ -67,11 +67,11 @@ def has_accelerator() -> bool:
     return bool(torch.cuda.is_available() or (xpu and xpu.is_available()) or (mps and mps.is_available()))
 
 
-def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:
-    """hfft's defaults; every key can be overridden under `training:`."""
+def training_defaults(config: RecipeConfig, recipe: Any) -> dict[str, Any]:
+    """hfft's defaults for ``recipe`` (its modality and task); every key can be overridden under `training:`."""
     reg = config.regularization
     defaults: dict[str, Any] = {
-        "output_dir": f"runs/{task}",
+        "output_dir": f"runs/{recipe.task}",
         "num_train_epochs": 3,
         "learning_rate": DEFAULT_LEARNING_RATE[config.tuning.method],
         "per_device_train_batch_size": 16,
@@ -90,7 +90,9 @@ def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:
         # Without an accelerator, CPU training must be explicit for torchrun/accelerate to start gloo DDP.
         "use_cpu": not has_accelerator(),
     }
-    defaults.update(TASK_DEFAULTS.get(task, {}))
+    defaults.update(MODALITY_DEFAULTS.get(recipe.modality, {}))
+    if reg.balanced_sampler:  # the balanced sampler replaces length grouping
+        defaults.pop("train_sampling_strategy", None)
     if defaults["use_cpu"] and not config.training.get("fp16"):
         from hfft.perf import native_cpu_bf16
 
@@ -100,15 +102,19 @@ def training_defaults(config: RecipeConfig, task: str) -> dict[str, Any]:
     if config.training.get("gradient_checkpointing"):
         defaults["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     if reg.early_stopping_patience is not None:
-        defaults.update(load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True)
+        defaults.update(
+            load_best_model_at_end=True,
+            metric_for_best_model=recipe.primary_metric,
+            greater_is_better=recipe.greater_is_better,
+        )
     return defaults
 
 
-def build_training_arguments(config: RecipeConfig, task: str) -> Any:
+def build_training_arguments(config: RecipeConfig, recipe: Any) -> Any:
     """TrainingArguments from hfft defaults, hfft-owned knobs and the user's `training:` values."""
     from transformers import TrainingArguments
 
-    args = training_defaults(config, task)
+    args = training_defaults(config, recipe)
     args.update(config.training)
     args.update(
         seed=config.seed,

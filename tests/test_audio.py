@@ -11,8 +11,8 @@ import torch
 from audio_fixtures import TONES, make_audio_folder, save_tiny_ast, save_tiny_wav2vec2, save_tiny_whisper, tone
 
 from hfft import AudioClassification
-from hfft.audio_aug import add_noise, augment, center_crop, mask_spans, random_crop, time_shift
-from hfft.audio_io import load_audio_folder, load_waveform, problem
+from hfft.modalities.audio.augment import add_noise, augment, center_crop, mask_spans, random_crop, time_shift
+from hfft.modalities.audio.io import load_audio_folder, load_waveform, problem
 from hfft.errors import ConfigError, DataError
 from hfft.outputs import load_run
 
@@ -227,7 +227,7 @@ def test_wav2vec2_lora_learns_mixed_rates_and_reports_corrupt_file(wav2vec2_lora
     assert report["notes"]["resampled_from"]["8000"] > 5 and report["notes"]["resampled_from"]["44100"] > 5
     assert report["notes"]["downmixed_to_mono"] == 1
     assert recipe.model.config.mask_time_prob == 0.05  # SpecAugment through the wav2vec2 config
-    assert (out / "adapter_config.json").is_file() and (out / "preprocessor_config.json").is_file()
+    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "preprocessor_config.json").is_file()
 
 
 def test_lora_run_reloads_with_identical_logits(wav2vec2_lora, folder):

@@ -301,7 +301,7 @@ def test_corrupt_image_is_counted_and_named(tmp_path):
     pytest.importorskip("PIL")
     from image_fixtures import image_config, make_image_folder
 
-    from hfft.tasks.image import ImageClassification
+    from hfft import ImageClassification
 
     folder = make_image_folder(tmp_path / "images", n_per_class=3)
     recipe = ImageClassification(image_config(tmp_path / "model", folder, tmp_path / "run"))
@@ -326,7 +326,7 @@ def audio_folder(tmp_path_factory):
 
 
 def audio_recipe(folder: Path, tmp_path: Path, **data):
-    from hfft.tasks.audio import AudioClassification
+    from hfft import AudioClassification
 
     config = {"task": "audio-classification", "model": str(tmp_path / "model"), "data": {"train": str(folder), **data}}
     return AudioClassification({**config, "training": {"output_dir": str(tmp_path / "run")}})

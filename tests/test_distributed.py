@@ -165,7 +165,7 @@ def test_lora_killed_and_resumed_under_accelerate_launch(tiny_bert, data, tmp_pa
     assert int(resumed_from.group(1)) == killed_at
     _, info = results(tmp_path / "run")
     assert info["world_size"] == 2 and len(set(info["rank_weight_fingerprints"])) == 1
-    keys = adapter_keys(tmp_path / "run" / "adapter_model.safetensors")
+    keys = adapter_keys(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
     lora = [k for k in keys if "lora_A" in k or "lora_B" in k]
     assert len(lora) == 2 * 3 * 2  # 2 layers x (query, key, value) x (A, B)
     assert any("classifier" in k and k.endswith("weight") for k in keys)  # the trained head is saved

@@ -34,7 +34,7 @@ def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def vit_lora_run(tiny_vit: Path, folder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
-    from hfft.tasks.image import ImageClassification
+    from hfft import ImageClassification
 
     recipe = ImageClassification(image_config(tiny_vit, folder, tmp_path_factory.mktemp("runs") / "vit-lora"))
     return recipe, recipe.train()
@@ -64,7 +64,7 @@ def test_lora_run_learns_reports_corrupt_file_and_reloads(vit_lora_run: tuple, f
     assert report["dropped"] == {"corrupt_image": 1}
     assert [Path(e).name for e in report["examples"]] == ["broken.jpg"]
     assert report["notes"]["image_modes"]["L"] == 1 and report["notes"]["image_modes"]["RGBA"] == 1
-    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "model.safetensors").is_file()  # merged
 
     paths = sample_paths(folder)
     loaded = load_run(out)
@@ -74,8 +74,8 @@ def test_lora_run_learns_reports_corrupt_file_and_reloads(vit_lora_run: tuple, f
 
 
 def test_resnet_lora_with_mixup_cutmix_saves_batchnorm_and_reloads(tiny_resnet: Path, folder: Path, tmp_path) -> None:
-    from hfft.image_aug import SoftTargetLoss
-    from hfft.tasks.image import ImageClassification
+    from hfft.losses import SoftTargetLoss
+    from hfft import ImageClassification
 
     config = image_config(tiny_resnet, folder, tmp_path / "run", augmentation={"mixup_alpha": 0.4, "cutmix_alpha": 1.0})
     recipe = ImageClassification(config)
@@ -98,7 +98,7 @@ def test_resnet_lora_with_mixup_cutmix_saves_batchnorm_and_reloads(tiny_resnet: 
 
 def build_trainer(model: Path, train: Path, out: Path, **extra) -> tuple:
     """A recipe, its Trainer and the encoded splits, without training (the data flow as `train()` sets it up)."""
-    from hfft.tasks.image import ImageClassification
+    from hfft import ImageClassification
 
     recipe = ImageClassification(image_config(model, train, out, tuning={"method": "full"}, **extra))
     recipe.processor = recipe.load_processor(str(model))
@@ -145,7 +145,7 @@ def test_vit_runs_at_another_input_size(tiny_vit: Path, folder: Path, tmp_path) 
 
 
 def test_too_many_corrupt_files_fail_with_the_file_named(tiny_vit: Path, folder: Path, tmp_path) -> None:
-    from hfft.tasks.image import ImageClassification
+    from hfft import ImageClassification
 
     recipe = ImageClassification(image_config(tiny_vit, folder, tmp_path / "run", data={"max_bad_fraction": 0.01}))
     with pytest.raises(DataError, match=r"1 of 45 rows are corrupt.*broken\.jpg"):
@@ -155,7 +155,7 @@ def test_too_many_corrupt_files_fail_with_the_file_named(tiny_vit: Path, folder:
 def test_array_dataset_with_img_and_fine_label_columns(tiny_vit: Path, tmp_path) -> None:
     import datasets
 
-    from hfft.tasks.image import ImageClassification
+    from hfft import ImageClassification
 
     rng = np.random.default_rng(0)
     labels = [name for name in COLOURS for _ in range(4)]
@@ -185,7 +185,7 @@ def test_csv_of_image_paths_and_parquet_of_embedded_images(tiny_vit: Path, folde
     import datasets
     from PIL import Image
 
-    from hfft.tasks.image import ImageClassification
+    from hfft import ImageClassification
 
     paths = [p for p in sorted(folder.glob("*/*")) if p.stem.isdigit()]
     (tmp_path / "train.csv").write_text("image,label\n" + "".join(f"{p},{p.parent.name}\n" for p in paths))
@@ -204,7 +204,7 @@ def test_csv_of_image_paths_and_parquet_of_embedded_images(tiny_vit: Path, folde
 def test_images_are_converted_to_the_models_channels() -> None:
     from PIL import Image
 
-    from hfft.image_io import load_image
+    from hfft.modalities.image.io import load_image
 
     transparent = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     assert load_image(transparent).shape == (4, 4, 3) and load_image(transparent).min() == 255  # onto white

@@ -108,4 +108,5 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(tiny_bert, text_csvs, t
     pickles = {p.name for p in out.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl")}
     assert pickles <= {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}, pickles
     weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
-    assert (out / weights).is_file() and all((c / weights).is_file() for c in out.glob("checkpoint-*"))
+    assert (out / "model.safetensors").is_file() and all((c / weights).is_file() for c in out.glob("checkpoint-*"))
+    assert (out / "adapter" / weights).is_file() if method == "lora" else not (out / "adapter").exists()

@@ -13,6 +13,7 @@ from conftest import text_config
 from image_fixtures import colour_image, image_config, make_image_folder, save_tiny_vit
 
 from hfft import corruptions
+from hfft.modalities.text.corruptions import char_typos
 from hfft.compare import parse_variant, run_comparison
 from hfft.robustness import run_robustness
 
@@ -91,10 +92,10 @@ def test_audio_corruptions_keep_length_and_grow_with_severity(name):
 
 def test_corruptions_are_seeded():
     text = SENTENCES[0]
-    assert corruptions.char_typos(text, 4, corruptions.row_rng(7, "char_typos", 4, 3)) == corruptions.char_typos(
+    assert char_typos(text, 4, corruptions.row_rng(7, "char_typos", 4, 3)) == char_typos(
         text, 4, corruptions.row_rng(7, "char_typos", 4, 3)
     )
-    outputs = {corruptions.char_typos(text, 4, corruptions.row_rng(seed, "char_typos", 4, 3)) for seed in range(5)}
+    outputs = {char_typos(text, 4, corruptions.row_rng(seed, "char_typos", 4, 3)) for seed in range(5)}
     assert len(outputs) > 1
 
 

@@ -94,7 +94,7 @@ def test_full_run_reloads_with_identical_logits(full_run):
 
 def test_lora_adapter_and_head_reload_identically(lora_run, tiny_bert):
     recipe, metrics, out = lora_run
-    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "model.safetensors").is_file()  # merged
     assert metrics["test_accuracy"] > 0.6
     reloaded = load_run(out)
     torch.testing.assert_close(logits_of(reloaded), logits_of(recipe))

@@ -1,4 +1,4 @@
-"""Train-only image augmentation (albumentations), mixup/cutmix batching and the soft-target loss.
+"""Train-only image augmentation (albumentations) and mixup/cutmix batching.
 
 albumentations works on numpy arrays and needs no torch, so it cannot clash with this
 torch build (PyPI torchvision can: it breaks every transformers model import here).
@@ -128,14 +128,15 @@ def augment(pipeline: Any, images: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def mix_batch(pixel_values: Any, labels: Any, num_labels: int, mixup_alpha: float, cutmix_alpha: float) -> tuple:
-    """Mixup or CutMix of a batch with a shuffled copy of itself; returns images and soft labels."""
+def mix_batch(pixel_values: Any, targets: Any, mixup_alpha: float, cutmix_alpha: float) -> tuple:
+    """Mixup or CutMix of a batch with a shuffled copy of itself. ``targets``: float rows (one-hot class
+    ids or multi-hot label sets), mixed with the same weight as the pixels."""
     import torch
 
     use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or np.random.rand() < 0.5)
     alpha = cutmix_alpha if use_cutmix else mixup_alpha
     lam = float(np.random.beta(alpha, alpha))
-    perm = torch.from_numpy(np.random.permutation(len(labels)))
+    perm = torch.from_numpy(np.random.permutation(len(targets)))
     if use_cutmix:
         height, width = pixel_values.shape[-2:]
         cut_h, cut_w = int(height * np.sqrt(1 - lam)), int(width * np.sqrt(1 - lam))
@@ -147,45 +148,32 @@ def mix_batch(pixel_values: Any, labels: Any, num_labels: int, mixup_alpha: floa
         lam = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
     else:
         pixel_values = lam * pixel_values + (1 - lam) * pixel_values[perm]
-    one_hot = torch.nn.functional.one_hot(labels, num_labels).float()
-    return pixel_values, lam * one_hot + (1 - lam) * one_hot[perm]
+    return pixel_values, lam * targets + (1 - lam) * targets[perm]
 
 
 class ImageCollator:
-    """Stacks `pixel_values` and `labels`; mixes batches of training rows when mixup/cutmix is on."""
+    """Stacks `pixel_values` and the task's `labels`; mixes batches of training rows when mixup/cutmix is on."""
 
     def __init__(
-        self, num_labels: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, extra: dict | None = None
+        self,
+        collate_targets: Any,
+        soft_targets: Any = None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        extra: dict | None = None,
     ) -> None:
-        self.num_labels, self.mixup_alpha, self.cutmix_alpha = num_labels, mixup_alpha, cutmix_alpha
+        self.collate_targets, self.soft_targets = collate_targets, soft_targets  # task functions
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.extra = dict(extra or {})  # constant model keyword arguments, e.g. interpolate_pos_encoding
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         pixel_values = torch.stack([torch.as_tensor(row["pixel_values"]) for row in rows])
-        labels = torch.tensor([int(row["labels"]) for row in rows], dtype=torch.long)
-        if rows[0].get(MIX_KEY) and (self.mixup_alpha > 0 or self.cutmix_alpha > 0):
-            pixel_values, labels = mix_batch(pixel_values, labels, self.num_labels, self.mixup_alpha, self.cutmix_alpha)
+        labels = self.collate_targets(rows) if "labels" in rows[0] else None
+        if labels is not None and rows[0].get(MIX_KEY) and (self.mixup_alpha > 0 or self.cutmix_alpha > 0):
+            targets = self.soft_targets(labels)
+            pixel_values, labels = mix_batch(pixel_values, targets, self.mixup_alpha, self.cutmix_alpha)
+        if labels is None:
+            return {"pixel_values": pixel_values, **self.extra}
         return {"pixel_values": pixel_values, "labels": labels, **self.extra}
-
-
-class SoftTargetLoss:
-    """Trainer `compute_loss_func`: cross-entropy for class ids or soft (mixed) label rows, with smoothing."""
-
-    def __init__(self, num_labels: int, label_smoothing: float = 0.0) -> None:
-        self.num_labels, self.label_smoothing = num_labels, label_smoothing
-
-    def __call__(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-        import torch
-
-        log_probs = torch.log_softmax(outputs["logits"].float(), dim=-1)
-        soft = labels.ndim == 2
-        targets = labels.float() if soft else torch.nn.functional.one_hot(labels, self.num_labels).float()
-        if self.label_smoothing:
-            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / self.num_labels
-        per_row = -(targets * log_probs).sum(dim=-1)
-        if num_items_in_batch is None:  # Trainer counts label *elements* over the accumulated batch
-            return per_row.mean()
-        rows = num_items_in_batch / self.num_labels if soft else num_items_in_batch
-        return per_row.sum() / rows

@@ -1,5 +1,5 @@
-"""Image classification: undecoded image columns checked for corrupt files, decoded lazily per batch,
-augmented with albumentations for training only and normalised by the checkpoint's image processor."""
+"""Image inputs: undecoded image columns checked for corrupt files, decoded lazily per batch, augmented
+with albumentations for training only and normalised by the checkpoint's image processor."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 from hfft.cleaning import SplitReport
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError, DataError
-from hfft.image_aug import MIX_KEY, ImageAugmentation, ImageCollator, SoftTargetLoss, augment, build_pipeline
-from hfft.image_aug import check_augmentation as _check_augmentation
-from hfft.image_io import describe_images, image_problem, load_image, processor_overrides
+from hfft.modalities.image.augment import MIX_KEY, ImageAugmentation, ImageCollator, augment, build_pipeline
+from hfft.modalities.image.augment import check_augmentation as _check_augmentation
+from hfft.modalities.image.io import describe_images, image_problem, load_image, processor_overrides
 from hfft.recipe import Recipe
 
 DESCRIBE_ROWS = 1000  # images whose headers are read for the data report
@@ -31,13 +31,10 @@ class ImagePreprocessing:
     )
 
 
-class ImageClassification(Recipe):
-    """Single-label image classification with any AutoModelForImageClassification (ViT, ConvNeXt, ResNet, ...)."""
+class ImageModality(Recipe):
+    """Images (files, bytes, paths or pixel arrays; ViT, ConvNeXt, ResNet, EfficientNet, ...)."""
 
-    task = "image-classification"
-    default_model = "google/vit-base-patch16-224-in21k"
-    model_class_name = "AutoModelForImageClassification"
-    input_kind = "image"
+    modality = "image"
     input_candidates = ("image", "img", "pixel_values")
     folder_builder = "imagefolder"
     Preprocessing = ImagePreprocessing
@@ -45,6 +42,7 @@ class ImageClassification(Recipe):
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
+        super().check_config(config)
         size = config.preprocessing.image_size
         if size is not None and size < 8:
             raise ConfigError(f"'preprocessing.image_size' must be >= 8 pixels, got {size}.")
@@ -52,10 +50,16 @@ class ImageClassification(Recipe):
 
     # ------------------------------------------------------------------ data
 
-    def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
+    @classmethod
+    def corruption_suite(cls) -> dict[str, Any]:
+        from hfft.modalities.image.corruptions import SUITE
+
+        return SUITE
+
+    def input_columns(self, dataset: Any, where: str) -> dict[str, str]:
         import datasets
 
-        columns = super().find_columns(dataset, where)
+        columns = super().input_columns(dataset, where)
         feature = dataset.features[columns["input"]]
         names = ("Sequence", "List", "LargeList", "Array2D", "Array3D")
         arrays = tuple(getattr(datasets, name) for name in names if hasattr(datasets, name))
@@ -131,7 +135,8 @@ class ImageClassification(Recipe):
 
     def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
         """Deterministic: the checkpoint's resize, centre crop and normalisation."""
-        return {"pixel_values": self.normalise(self.decode(batch), self.eval_kwargs), "labels": batch["labels"]}
+        pixel_values = self.normalise(self.decode(batch), self.eval_kwargs)
+        return {"pixel_values": pixel_values, **({"labels": batch["labels"]} if "labels" in batch else {})}
 
     def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
         """Random crop/flip/rotation/colour (and policy) at the model's input size, then normalisation."""
@@ -142,7 +147,7 @@ class ImageClassification(Recipe):
     # ------------------------------------------------------------------ training
 
     @property
-    def mixing(self) -> bool:
+    def mixes_targets(self) -> bool:
         aug = self.config.augmentation
         return self.config.regularization.augment and (aug.mixup_alpha > 0 or aug.cutmix_alpha > 0)
 
@@ -160,13 +165,14 @@ class ImageClassification(Recipe):
 
     def collator(self) -> Any:
         aug = self.config.augmentation
-        return ImageCollator(len(self.labels), aug.mixup_alpha, aug.cutmix_alpha, self.model_kwargs())
+        soft = getattr(self, "soft_targets", None)  # tasks whose targets can be mixed
+        mixup, cutmix = (aug.mixup_alpha, aug.cutmix_alpha) if soft else (0.0, 0.0)
+        return ImageCollator(self.collate_targets, soft, mixup, cutmix, self.model_kwargs())
 
-    def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
-        trainer = super().build_trainer(args, encoded)
-        if self.mixing:  # soft labels: the models' own losses expect class ids
-            trainer.compute_loss_func = SoftTargetLoss(len(self.labels), self.config.regularization.label_smoothing)
-        return trainer
+    def to_natural(self, value: Any) -> Any:
+        from hfft.modalities.image.io import open_image
+
+        return open_image(value).convert("RGB")
 
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         """Image paths, PIL images or arrays -> {"pixel_values": tensor} (evaluation preprocessing)."""

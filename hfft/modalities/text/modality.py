@@ -1,4 +1,4 @@
-"""Text classification: tokenise with truncation, pad dynamically, mask tokens as augmentation."""
+"""Text inputs: tokenise with truncation, pad dynamically, mask tokens as augmentation."""
 
 from __future__ import annotations
 
@@ -46,13 +46,10 @@ class TextAugmentation:
     )
 
 
-class TextClassification(Recipe):
-    """Single-label text (or text-pair) classification with any AutoModelForSequenceClassification."""
+class TextModality(Recipe):
+    """Text (or text pairs) with the checkpoint's tokenizer."""
 
-    task = "text-classification"
-    default_model = "distilbert/distilbert-base-uncased"
-    model_class_name = "AutoModelForSequenceClassification"
-    input_kind = "text"
+    modality = "text"
     input_candidates = ("text", "sentence", "content", "review", "document", "utterance", "tweet", "question")
     dedup = True
     Preprocessing = TextPreprocessing
@@ -60,6 +57,7 @@ class TextClassification(Recipe):
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
+        super().check_config(config)
         if config.preprocessing.max_length < 2:
             raise ConfigError(f"'preprocessing.max_length' must be >= 2, got {config.preprocessing.max_length}.")
         if not 0.0 <= config.augmentation.token_mask_prob < 1.0:
@@ -67,8 +65,14 @@ class TextClassification(Recipe):
                 f"'augmentation.token_mask_prob' must be in [0, 1), got {config.augmentation.token_mask_prob}."
             )
 
-    def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
-        columns = super().find_columns(dataset, where)
+    @classmethod
+    def corruption_suite(cls) -> dict[str, Any]:
+        from hfft.modalities.text.corruptions import SUITE
+
+        return SUITE
+
+    def input_columns(self, dataset: Any, where: str) -> dict[str, str]:
+        columns = super().input_columns(dataset, where)
         pair = self.config.data.text_pair_column
         if pair is not None:
             if pair not in dataset.column_names:
@@ -177,7 +181,7 @@ class TextClassification(Recipe):
         return self.config.augmentation.token_mask_prob > 0
 
     def collator(self) -> Any:
-        return PaddingCollator(self.processor)
+        return PaddingCollator(self.processor, self.collate_targets)
 
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         texts = [str(t).strip() for t in inputs]
@@ -187,12 +191,16 @@ class TextClassification(Recipe):
 
 
 class PaddingCollator:
-    """Pads each batch to its longest text; drops `length` (read only by the length-grouping sampler)."""
+    """Pads each batch to its longest text; the task collates `labels`; drops `length` (read only by the
+    length-grouping sampler)."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, collate_targets: Any) -> None:
         from transformers import DataCollatorWithPadding
 
-        self.pad = DataCollatorWithPadding(tokenizer)
+        self.pad, self.collate_targets = DataCollatorWithPadding(tokenizer), collate_targets
 
     def __call__(self, features: list[dict[str, Any]]) -> Any:
-        return self.pad([{k: v for k, v in row.items() if k != "length"} for row in features])
+        batch = self.pad([{k: v for k, v in row.items() if k not in ("length", "labels")} for row in features])
+        if "labels" in features[0]:
+            batch["labels"] = self.collate_targets(features)
+        return batch

@@ -1,4 +1,4 @@
-"""Audio classification: decode with soundfile, resample, crop/pad to max_duration, augment on the fly.
+"""Audio inputs: decode with soundfile, resample, crop/pad to max_duration, augment on the fly.
 
 Preprocessing (cached) decodes and resamples each clip to the feature extractor's rate;
 cropping, augmentation and feature extraction run lazily per batch (`with_transform`).
@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from hfft import audio_aug, audio_io
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError
-from hfft.recipe import LABEL_CANDIDATES, Recipe, find_column
+from hfft.modalities.audio import augment as audio_aug
+from hfft.modalities.audio import io as audio_io
+from hfft.recipe import Recipe
 
 logger = logging.getLogger("hfft")
 # Models whose inputs are spectrograms that hfft masks itself: time axis of one row's features.
@@ -65,13 +66,10 @@ class AudioAugmentation:
     mask_feature_length: int | None = option(None, "Channels per feature mask (None: the checkpoint's value, else 10).")
 
 
-class AudioClassification(Recipe):
-    """Clip-level audio classification with any AutoModelForAudioClassification (wav2vec2, HuBERT, AST, Whisper)."""
+class AudioModality(Recipe):
+    """Audio clips at any sampling rate (wav2vec2, HuBERT, AST, Whisper encoders)."""
 
-    task = "audio-classification"
-    default_model = "facebook/wav2vec2-base"
-    model_class_name = "AutoModelForAudioClassification"
-    input_kind = "audio"
+    modality = "audio"
     input_candidates = ("audio", "file", "path", "audio_path", "file_path", "filepath", "filename", "file_name")
     folder_builder = "audiofolder"
     Preprocessing = AudioPreprocessing
@@ -81,6 +79,7 @@ class AudioClassification(Recipe):
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
+        super().check_config(config)
         pre, aug = config.preprocessing, config.augmentation
         if pre.max_duration <= 0:
             raise ConfigError(f"'preprocessing.max_duration' must be > 0 seconds, got {pre.max_duration}.")
@@ -100,12 +99,17 @@ class AudioClassification(Recipe):
 
     # ------------------------------------------------------------------ data
 
-    def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
+    @classmethod
+    def corruption_suite(cls) -> dict[str, Any]:
+        from hfft.modalities.audio.corruptions import SUITE
+
+        return SUITE
+
+    def input_columns(self, dataset: Any, where: str) -> dict[str, str]:
         typed = [name for name, feature in dataset.features.items() if type(feature).__name__ == "Audio"]
         if self.config.data.audio_column is None and len(typed) == 1:
-            label = find_column(dataset, self.config.data.label_column, LABEL_CANDIDATES, "data.label_column", where)
-            return {"input": typed[0], "label": label}
-        return super().find_columns(dataset, where)
+            return {"input": typed[0]}
+        return super().input_columns(dataset, where)
 
     def clean(self, dataset: Any, split: str) -> Any:
         return super().clean(audio_io.undecoded(dataset, self.columns["input"]), split)
@@ -162,7 +166,7 @@ class AudioClassification(Recipe):
     def encode(self, dataset: Any, split: str) -> Any:
         return super().encode(dataset, split).remove_columns(list(META_COLUMNS))
 
-    def features(self, waves: list[np.ndarray], labels: list[int] | None, rng: Any = None) -> dict[str, Any]:
+    def features(self, waves: list[np.ndarray], labels: list[Any] | None, rng: Any = None) -> dict[str, Any]:
         """Feature-extract a batch of waveforms (and mask spectrograms when ``rng`` is given)."""
         name = self.processor.model_input_names[0]
         values = list(self.processor(waves, sampling_rate=self.sampling_rate)[name])
@@ -187,11 +191,11 @@ class AudioClassification(Recipe):
         for wave in batch["waveform"]:
             wave = audio_aug.random_crop(np.asarray(wave, dtype=np.float32), self.max_samples, rng)
             waves.append(audio_aug.augment(wave, self.sampling_rate, self.config.augmentation, rng))
-        return self.features(waves, batch["labels"], rng)
+        return self.features(waves, batch.get("labels"), rng)
 
     def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
         waves = [audio_aug.center_crop(np.asarray(w, dtype=np.float32), self.max_samples) for w in batch["waveform"]]
-        return self.features(waves, batch["labels"])
+        return self.features(waves, batch.get("labels"))
 
     # ------------------------------------------------------------------ model
 
@@ -225,7 +229,7 @@ class AudioClassification(Recipe):
                 logger.info("feature encoder frozen: %s", frozen)
 
     def collator(self) -> Any:
-        return AudioCollator(self.processor)
+        return AudioCollator(self.processor, self.collate_targets)
 
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         waves = [audio_io.load_waveform(x, self.sampling_rate)[0] for x in inputs]
@@ -233,21 +237,28 @@ class AudioClassification(Recipe):
         name = self.processor.model_input_names[0]
         return self.collator()([{name: value} for value in rows[name]])
 
+    def to_natural(self, value: Any) -> Any:
+        samples, rate = audio_io.decode(value)
+        return audio_io.to_mono(samples), rate
+
+    def from_natural(self, value: Any) -> Any:
+        wave, rate = value
+        return {"array": np.asarray(wave, dtype=np.float32), "sampling_rate": int(rate)}
+
 
 class AudioCollator:
-    """Pad a list of feature rows with the feature extractor (attention masks where it returns them)."""
+    """Pad a list of feature rows with the feature extractor (attention masks where it returns them); the
+    task collates `labels`."""
 
-    def __init__(self, processor: Any) -> None:
-        self.processor = processor
+    def __init__(self, processor: Any, collate_targets: Any) -> None:
+        self.processor, self.collate_targets = processor, collate_targets
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
         name = self.processor.model_input_names[0]
         batch = self.processor.pad([{name: r[name]} for r in rows], padding=True, return_tensors="pt")
         batch[name] = batch[name].float()
         if "labels" in rows[0]:
-            batch["labels"] = torch.tensor([int(r["labels"]) for r in rows], dtype=torch.long)
+            batch["labels"] = self.collate_targets(rows)
         return batch
 
 
