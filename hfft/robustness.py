@@ -119,7 +119,8 @@ def markdown_table(result: dict[str, Any], severities: tuple[int, ...]) -> str:
     )
     lines = [f"{summary} on {result['samples']} samples of `{result['data']}` (seed {result['seed']})."]
     for metric, table in by_metric.items():
-        lines += ["", f"| corruption ({metric}) | " + " | ".join(f"s{s}" for s in severities) + " | mean |"]
+        lines += ["", f"{metric} by corruption and severity:", ""]
+        lines.append("| corruption | " + " | ".join(f"s{s}" for s in severities) + " | mean |")
         lines.append("|---" * (len(severities) + 2) + "|")
         for name, points in table.items():
             values = [points[str(s)] for s in severities]

@@ -11,9 +11,9 @@ import torch
 from audio_fixtures import TONES, make_audio_folder, save_tiny_ast, save_tiny_wav2vec2, save_tiny_whisper, tone
 
 from hfft import AudioClassification
+from hfft.errors import ConfigError, DataError
 from hfft.modalities.audio.augment import add_noise, augment, center_crop, mask_spans, random_crop, time_shift
 from hfft.modalities.audio.io import load_audio_folder, load_waveform, problem
-from hfft.errors import ConfigError, DataError
 from hfft.outputs import load_run
 
 
@@ -313,3 +313,18 @@ def test_ast_spectrogram_masking_lora_targets_and_frozen_patch_embedding(tmp_pat
         }
     else:
         assert any("attention.q_proj" in n for n in names)
+
+
+def test_lora_run_directory_loads_in_pipeline_and_automodel(wav2vec2_lora, folder):
+    from transformers import AutoModelForAudioClassification, pipeline
+
+    from hfft.modalities.audio.io import load_waveform
+
+    recipe, _, out = wav2vec2_lora
+    model = AutoModelForAudioClassification.from_pretrained(out)  # merged LoRA, the run's labels
+    assert model.config.id2label == recipe.labels.id2label
+    classify = pipeline("audio-classification", model=str(out), top_k=None, device="cpu")
+    for name in ("low/low_0_8000.wav", "high/high_1_44100.wav"):
+        wave = load_waveform(str(folder / name), 16000)[0]
+        scores = {r["label"]: r["score"] for r in classify({"raw": wave, "sampling_rate": 16000})}
+        assert scores == pytest.approx(recipe.predict([wave])[0]["scores"], abs=1e-4)

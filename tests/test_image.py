@@ -74,8 +74,8 @@ def test_lora_run_learns_reports_corrupt_file_and_reloads(vit_lora_run: tuple, f
 
 
 def test_resnet_lora_with_mixup_cutmix_saves_batchnorm_and_reloads(tiny_resnet: Path, folder: Path, tmp_path) -> None:
-    from hfft.losses import SoftTargetLoss
     from hfft import ImageClassification
+    from hfft.losses import SoftTargetLoss
 
     config = image_config(tiny_resnet, folder, tmp_path / "run", augmentation={"mixup_alpha": 0.4, "cutmix_alpha": 1.0})
     recipe = ImageClassification(config)
@@ -270,3 +270,15 @@ def test_shipped_recipes_exist() -> None:
             "full",
         }
     assert "fashion-mnist-efficientnet-offline" in names
+
+
+def test_lora_run_directory_loads_in_pipeline_and_automodel(vit_lora_run: tuple, folder: Path) -> None:
+    from transformers import AutoModelForImageClassification, pipeline
+
+    recipe, _ = vit_lora_run
+    model = AutoModelForImageClassification.from_pretrained(recipe.output_dir)  # merged LoRA, the run's labels
+    assert model.config.id2label == recipe.labels.id2label
+    paths = sample_paths(folder)[:4]
+    classify = pipeline("image-classification", model=str(recipe.output_dir), top_k=None, device="cpu")
+    for path, expected in zip(paths, recipe.predict(paths)):
+        assert {r["label"]: r["score"] for r in classify(path)} == pytest.approx(expected["scores"], abs=1e-4)

@@ -13,8 +13,8 @@ from conftest import text_config
 from image_fixtures import colour_image, image_config, make_image_folder, save_tiny_vit
 
 from hfft import corruptions
-from hfft.modalities.text.corruptions import char_typos
 from hfft.compare import parse_variant, run_comparison
+from hfft.modalities.text.corruptions import char_typos
 from hfft.robustness import run_robustness
 
 SENTENCES = [

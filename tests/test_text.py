@@ -197,3 +197,19 @@ def test_every_dropped_row_is_counted_including_subsampling(tiny_bert, text_csvs
         assert split.rows_in == split.rows_out + sum(split.dropped.values()) + moved, name
         assert split.rows_out == len(splits[name]), name
     assert "subsampled: 58" in recipe.report.summary()  # printed before training, saved in data_report.json
+
+
+def test_lora_run_directory_loads_in_pipeline_and_automodel(lora_run):
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    recipe, _, out = lora_run
+    model = AutoModelForSequenceClassification.from_pretrained(out)  # merged LoRA, the run's labels
+    assert model.config.id2label == recipe.labels.id2label
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(**recipe.prepare_inputs(PROBES)).logits, logits_of(recipe), atol=1e-5, rtol=1e-4
+        )
+    results = pipeline("text-classification", model=str(out), top_k=None, device="cpu")(PROBES)
+    for result, expected in zip(results, recipe.predict(PROBES)):
+        assert {r["label"]: r["score"] for r in result} == pytest.approx(expected["scores"], abs=1e-5)
