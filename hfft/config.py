@@ -86,6 +86,11 @@ class TuningConfig:
         "lora", "`lora`: adapters + head; `full`: every weight; `freeze`: only the classification head."
     )
     lora: LoraSection = field(default_factory=LoraSection, metadata={"help": "LoRA settings (method: lora)."})
+    head_learning_rate: float | None = option(
+        None,
+        "Learning rate of the task head's parameters (the newly initialised classifier), which start from scratch "
+        "while the backbone is pretrained. None: training.learning_rate for all.",
+    )
 
 
 @dataclass

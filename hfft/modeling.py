@@ -176,6 +176,11 @@ def load_model(
     return model
 
 
+def is_head_parameter(name: str) -> bool:
+    """True for parameters of a classification head (also under peft wrappers: `...classifier.modules_to_save...`)."""
+    return any(part in HEAD_NAMES for part in name.split(".")[:-1]) and "lora_" not in name
+
+
 def head_modules(model: Any) -> list[str]:
     """Names of the model's top-level classification-head modules."""
     names = [name for name, _ in model.named_children() if name in HEAD_NAMES]

@@ -153,6 +153,26 @@ def _trainer_class() -> type:
         row), training rows are drawn by a seeded weighted sampler (e.g. class-balanced)."""
 
         sample_weights: list[float] | None = None
+        head_learning_rate: float | None = None  # (6) the newly initialised head's parameters learn at this rate
+
+        def create_optimizer(self, model: Any = None) -> Any:
+            optimizer = super().create_optimizer(model)
+            if self.head_learning_rate is None or getattr(optimizer, "hfft_head_group", False):
+                return optimizer
+            from hfft.modeling import is_head_parameter
+
+            head = {id(p) for n, p in (model or self.model).named_parameters() if is_head_parameter(n)}
+            groups = []
+            for group in optimizer.param_groups:
+                params = group["params"]
+                groups.append({**group, "params": [p for p in params if id(p) not in head]})
+                groups.append({**group, "params": [p for p in params if id(p) in head], "lr": self.head_learning_rate})
+            optimizer.param_groups.clear()
+            for group in groups:
+                if group["params"]:
+                    optimizer.add_param_group(group)
+            optimizer.hfft_head_group = True
+            return optimizer
 
         def __init__(self, model: Any = None, args: Any = None, **kwargs: Any) -> None:
             if model is not None and args is not None:

@@ -226,6 +226,7 @@ class Recipe(InferenceMixin):
 
         model = self.load_base_model(model_path, self.model_notes)
         self.adapt_model(model)
+        self.init_head(model)
         return apply_tuning(model, self.config)
 
     def load_base_model(self, model_path: str, notes: dict[str, Any] | None = None) -> Any:
@@ -264,6 +265,7 @@ class Recipe(InferenceMixin):
         )
         trainer.compute_loss_func = self.loss_function(encoded["train"])  # None: the model's own loss
         trainer.sample_weights = self.sample_weights(encoded["train"])  # None: uniform sampling
+        trainer.head_learning_rate = self.config.tuning.head_learning_rate
         return trainer
 
     def evaluate_split(self, trainer: Any, dataset: Any, prefix: str) -> dict[str, float]:
@@ -387,6 +389,9 @@ class Recipe(InferenceMixin):
     def configure_head(self, model_config: Any) -> Any:
         """Hook: the task's settings in the checkpoint's config (labels, problem type)."""
         return model_config
+
+    def init_head(self, model: Any) -> None:
+        """Hook: initialise the new head from the training targets (e.g. output biases at the class priors)."""
 
     def collate_targets(self, rows: list[dict[str, Any]]) -> Any:
         """Hook: the `labels` tensor of a batch."""

@@ -149,6 +149,23 @@ def test_multi_hot_targets_are_float_and_loss_is_bce(tiny_bert, tag_csvs, tmp_pa
     torch.testing.assert_close(loss, expected)
 
 
+def test_multilabel_head_starts_at_class_priors_and_learns_at_its_own_rate(tiny_bert, tag_csvs, tmp_path) -> None:
+    config = multilabel_text_config(
+        tiny_bert, tag_csvs, tmp_path / "run", tuning={"method": "lora", "head_learning_rate": 0.05}
+    )
+    recipe, trainer, encoded = build(config)
+    prevalence = np.asarray(encoded["train"]["labels"]).mean(0)
+    bias = recipe.model.base_model.model.classifier.modules_to_save["default"].bias.detach().numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), prevalence, rtol=1e-4)  # sigmoid(bias) = prior
+    optimizer = trainer.create_optimizer()
+    head = {id(p) for n, p in recipe.model.named_parameters() if "classifier" in n and p.requires_grad}
+    rates = {("head" if id(p) in head else "rest"): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert rates == {"head": 0.05, "rest": config["training"]["learning_rate"]}
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(
+        [p for p in recipe.model.parameters() if p.requires_grad]
+    )
+
+
 def test_single_label_balanced_class_weights_and_sampler(tiny_bert, tmp_path) -> None:
     from collections import Counter
 

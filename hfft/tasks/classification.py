@@ -115,7 +115,8 @@ class Classification(Recipe):
     def encode_targets(self, splits: dict[str, Any], where: dict[str, str]) -> dict[str, Any]:
         """The label space is learned from train (a reloaded run keeps its own); every split is encoded on it."""
         column, labels = self.columns["label"], self.config.labels
-        if self.labels is None:
+        learn = self.labels is None
+        if learn:
             self.labels = self.label_space(splits["train"], column, where["train"])
             self.check_class_weight_names()
         if self.multi_label:
@@ -124,7 +125,10 @@ class Classification(Recipe):
             )
         else:
             encode = lambda ds, role: self.labels.encode_column(ds, column, where[role])  # noqa: E731
-        return {role: encode(ds, role) for role, ds in splits.items()}
+        encoded = {role: encode(ds, role) for role, ds in splits.items()}
+        if learn and "train" in encoded and self.multi_label:
+            self.prevalence = self.class_counts(encoded["train"]) / max(len(encoded["train"]), 1)
+        return encoded
 
     def label_space(self, train: Any, column: str, where: str) -> LabelSpace:
         if self.multi_label:
@@ -168,6 +172,24 @@ class Classification(Recipe):
         model_config.label2id = self.labels.label2id
         model_config.problem_type = "multi_label_classification" if self.multi_label else "single_label_classification"
         return model_config
+
+    def init_head(self, model: Any) -> None:
+        """Multi-label: the output biases start at each class's log-odds in train, so training starts from
+        the prior instead of spending its first steps learning it (as in RetinaNet's focal-loss init)."""
+        import torch
+
+        from hfft.modeling import head_modules
+
+        prevalence = getattr(self, "prevalence", None)
+        if not self.multi_label or prevalence is None:
+            return
+        heads = [getattr(model, name) for name in head_modules(model)]
+        outputs = [m for h in heads for m in h.modules() if isinstance(m, torch.nn.Linear)]
+        outputs = [m for m in outputs if m.out_features == len(self.labels) and m.bias is not None]
+        if outputs:
+            p = np.clip(prevalence, 1e-3, 1 - 1e-3)
+            with torch.no_grad():
+                outputs[-1].bias.copy_(torch.as_tensor(np.log(p / (1 - p)), dtype=outputs[-1].bias.dtype))
 
     def collate_targets(self, rows: list[dict[str, Any]]) -> Any:
         import torch

@@ -25,7 +25,8 @@ class ImageAugmentation:
     crop_scale_min: float = option(
         0.6,
         "RandomResizedCrop: keep a random crop of this fraction (up to 1) of the image area, aspect ratio "
-        "3/4 to 4/3, resized to the model's input size. 1.0: plain resize, no cropping.",
+        "3/4 to 4/3, resized to the model's input size. 1.0: plain resize, no cropping. Multi-label: a crop can "
+        "cut an object out while its label stays on; keep this high (e.g. 0.85) when objects sit near edges.",
     )
     horizontal_flip: bool = option(
         True, "Mirror left-right with probability 0.5. Switch off for digits, text and other handed data."
