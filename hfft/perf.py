@@ -111,35 +111,33 @@ def _trainer_class() -> type:
     from accelerate.utils import extract_model_from_parallel
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    class SeededLengthGroupedSampler(LengthGroupedSampler):
-        """Shuffled from (seed + epoch) like accelerate's default seedable sampler: the same order after a
-        resume, on every rank, and exactly the default order when all lengths are equal."""
+    class SeededPerEpoch:
+        """Sampler mixin: draws from a generator seeded by (seed + epoch), like accelerate's default seedable
+        sampler, so the order is the same after a resume and on every rank."""
+
+        seed: int = 0
+        epoch: int = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self) -> Any:
+            self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            return super().__iter__()
+
+    class SeededLengthGroupedSampler(SeededPerEpoch, LengthGroupedSampler):
+        """Length-grouped batches; exactly the default order when all lengths are equal."""
 
         def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
             super().__init__(batch_size, lengths=lengths)
-            self.seed, self.epoch = seed, 0
+            self.seed = seed
 
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = epoch
-
-        def __iter__(self) -> Any:
-            self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            return super().__iter__()
-
-    class SeededWeightedSampler(torch.utils.data.WeightedRandomSampler):
-        """Rows drawn with replacement in proportion to ``weights`` (e.g. class-balanced), from (seed + epoch):
-        the same draws after a resume and on every rank."""
+    class SeededWeightedSampler(SeededPerEpoch, torch.utils.data.WeightedRandomSampler):
+        """Rows drawn with replacement in proportion to ``weights`` (e.g. class-balanced)."""
 
         def __init__(self, weights: list[float], seed: int) -> None:
             super().__init__(weights, num_samples=len(weights), replacement=True)
-            self.seed, self.epoch = seed, 0
-
-        def set_epoch(self, epoch: int) -> None:
-            self.epoch = epoch
-
-        def __iter__(self) -> Any:
-            self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            return super().__iter__()
+            self.seed = seed
 
     class Trainer(transformers.Trainer):
         """`transformers.Trainer` that, with `group_by_length`, (1) reads the precomputed length column also

@@ -18,7 +18,6 @@ its pixel count. Category ids are COCO-style and not contiguous (1-9, then 11) o
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import time
@@ -26,23 +25,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from prepare_fashion_mnist import CLASSES, load_split  # the idx reader, beside this script
 
-CLASSES = ["t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
 CATEGORY_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]  # COCO ids are not contiguous: 10 is skipped
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
 FAINT = 8  # resized pixels below this are dropped, so "nonzero" == visibly pasted
-
-
-def read_idx(path: Path, header: int) -> np.ndarray:
-    """The payload of a gzipped idx file (16-byte header for images, 8 for labels)."""
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
-
-
-def load_split(source: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(source / f"{prefix}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    labels = read_idx(source / f"{prefix}-labels-idx1-ubyte.gz", 8)
-    return images, labels
 
 
 def background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
