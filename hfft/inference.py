@@ -27,7 +27,10 @@ class InferenceMixin:
         self.model.eval()
         results = []
         for start in range(0, len(inputs), batch_size):
-            batch = self.prepare_inputs(list(inputs[start : start + batch_size]))
+            try:
+                batch = self.prepare_inputs(list(inputs[start : start + batch_size]))
+            except FileNotFoundError as err:
+                raise DataError(f"predict: input file '{err.filename}' does not exist.") from None
             with torch.no_grad():
                 results.extend(self.format_predictions(self.model(**batch).logits))
         return results

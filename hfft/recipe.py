@@ -2,8 +2,8 @@
 
 A recipe is a *modality* (`hfft/modalities/`: how inputs are found, checked, preprocessed, augmented,
 collated and corrupted) times a *task* (`hfft/tasks/`: targets, head, loss, metrics, predictions and
-outputs), composed by `hfft.registry.recipe_class`. Both fill in the hooks listed at the end of this
-class; the flow itself lives only here.
+outputs), composed by `hfft.registry.recipe_class`. Both fill in the hooks of `hfft/hooks.py`; the flow
+itself lives only here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hfft import cleaning, data, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
 from hfft.distributed import gather_fingerprints
 from hfft.errors import DataError
+from hfft.hooks import ModalityHooks, TaskHooks
 from hfft.inference import InferenceMixin
 from hfft.resume import resume_checkpoint, run_training, seeded_augmentation
 
@@ -24,7 +25,7 @@ logger = logging.getLogger("hfft")
 TRAIN_EVAL_ROWS = 500  # rows of train re-evaluated without augmentation, for the generalisation gap
 
 
-class Recipe(InferenceMixin):
+class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     """Base class of all recipes. Build from a config, keyword arguments or a YAML path."""
 
     task: ClassVar[str] = ""  # the config's `task:` name, e.g. "image-classification"
@@ -293,166 +294,7 @@ class Recipe(InferenceMixin):
         return dataset.with_transform(self.eval_transform) if self.has_eval_transform() else dataset
 
     def has_train_transform(self) -> bool:
-        return type(self).train_transform is not Recipe.train_transform
+        return type(self).train_transform is not ModalityHooks.train_transform
 
     def has_eval_transform(self) -> bool:
-        return type(self).eval_transform is not Recipe.eval_transform
-
-    # ------------------------------------------------------------------ modality hooks
-
-    @classmethod
-    def check_config(cls, config: RecipeConfig) -> None:
-        """Hook (modality and task, chained with super()): config checks at load time, before any data is read."""
-
-    @classmethod
-    def corruption_suite(cls) -> dict[str, Any]:
-        """Hook: {name: corruption} for `hfft robustness` (see hfft/corruptions.py)."""
-        return {}
-
-    def input_columns(self, dataset: Any, where: str) -> dict[str, str]:
-        """Hook: {"input": column} (and e.g. "pair"), from explicit config keys or auto-detection."""
-        key = f"{self.modality}_column"
-        return {
-            "input": find_column(dataset, getattr(self.config.data, key), self.input_candidates, f"data.{key}", where)
-        }
-
-    def load_processor(self, model_path: str) -> Any:
-        """Hook: the tokenizer / image processor / feature extractor of the checkpoint."""
-        raise NotImplementedError
-
-    def check_batch(self, batch: dict[str, list]) -> list[str | None]:
-        """Hook: per row, None if the input is usable, else a drop reason ("reason" or "reason: detail")."""
-        return [None] * len(next(iter(batch.values())))
-
-    def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
-        """Hook: deterministic batched preprocessing (cached); keeps `labels`."""
-        raise NotImplementedError
-
-    def preprocessing_notes(self, encoded: Any) -> dict[str, Any]:
-        """Hook: facts about preprocessing for the data report (e.g. truncated rows)."""
-        return {}
-
-    def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
-        """Hook: on-the-fly, train-only augmentation (set with `with_transform`)."""
-        raise NotImplementedError
-
-    def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
-        """Hook: on-the-fly deterministic transform for evaluation, if preprocessing is lazy."""
-        raise NotImplementedError
-
-    def adapt_model_config(self, model_config: Any) -> Any:
-        """Hook: modality settings in the checkpoint's config before the weights load (e.g. input length)."""
-        return model_config
-
-    def adapt_model(self, model: Any) -> None:
-        """Hook: modality-specific model settings (e.g. freeze a feature encoder)."""
-
-    def collator(self) -> Any:
-        """Hook: the data collator (dynamic padding, stacking); targets are collated by `collate_targets`."""
-        return None
-
-    @property
-    def mixes_targets(self) -> bool:
-        """Hook: True when training batches carry mixed (soft) targets, e.g. mixup/cutmix."""
-        return False
-
-    def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
-        """Hook: raw inputs -> a batch of model input tensors (for `predict`)."""
-        raise NotImplementedError
-
-    def to_natural(self, value: Any) -> Any:
-        """Hook: a dataset value as the corruption functions take it."""
-        return value
-
-    def from_natural(self, value: Any) -> Any:
-        """Hook: a corrupted value back into a form the input column accepts."""
-        return value
-
-    # ------------------------------------------------------------------ task hooks
-
-    def target_columns(self, dataset: Any, where: str) -> dict[str, str]:
-        """Hook: {"label": column, ...}: where the targets are."""
-        raise NotImplementedError
-
-    def check_targets(self, batch: dict[str, list]) -> list[str | None]:
-        """Hook: per row, None if the target is usable, else a drop reason."""
-        return [None] * len(next(iter(batch.values())))
-
-    def encode_targets(self, splits: dict[str, Any], where: dict[str, str]) -> dict[str, Any]:
-        """Hook: validate targets and encode them as the model's `labels` column (learned from train)."""
-        raise NotImplementedError
-
-    def target_notes(self, dataset: Any) -> dict[str, Any]:
-        """Hook: facts about a split's targets for the data report (e.g. the class distribution)."""
-        return {}
-
-    def configure_head(self, model_config: Any) -> Any:
-        """Hook: the task's settings in the checkpoint's config (labels, problem type)."""
-        return model_config
-
-    def init_head(self, model: Any) -> None:
-        """Hook: initialise the new head from the training targets (e.g. output biases at the class priors)."""
-
-    def collate_targets(self, rows: list[dict[str, Any]]) -> Any:
-        """Hook: the `labels` tensor of a batch."""
-        raise NotImplementedError
-
-    def loss_function(self, train: Any) -> Any:
-        """Hook: a Trainer `compute_loss_func` (``train``: the encoded training split), or None for the model's
-        own loss."""
-        return None
-
-    def sample_weights(self, train: Any) -> list[float] | None:
-        """Hook: per-row sampling weights for training (e.g. class-balanced), or None."""
-        return None
-
-    def preprocess_logits(self, logits: Any, labels: Any) -> Any:
-        """Hook: `preprocess_logits_for_metrics` (keep only what the metrics need)."""
-        return logits
-
-    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
-        """Hook: Trainer `compute_metrics`."""
-        return {}
-
-    def after_validation(self, trainer: Any) -> dict[str, float]:
-        """Hook: work on the validation predictions (`self.predictions["eval"]`) before test, e.g. thresholds."""
-        return {}
-
-    def baseline_metrics(self, train: Any, split: Any) -> dict[str, float]:
-        """Hook: the trivial predictor's metrics on ``split`` (the floor a model must beat)."""
-        return {}
-
-    def format_predictions(self, logits: Any) -> list[dict[str, Any]]:
-        """Hook: model outputs -> one JSON-able result per input (for `predict`)."""
-        raise NotImplementedError
-
-    def task_info(self) -> dict[str, Any]:
-        """Hook: what `run_info.json` must hold to rebuild the task (labels, thresholds, ...)."""
-        return {}
-
-    def restore_task(self, info: dict[str, Any]) -> None:
-        """Hook: the inverse of `task_info`, when a run is loaded back."""
-
-    def write_task_outputs(self, out: Path) -> list[str]:
-        """Hook: plots and reports next to the model; returns model card lines about them."""
-        return []
-
-
-def find_column(dataset: Any, explicit: str | None, candidates: tuple[str, ...], key: str, where: str) -> str:
-    """The explicit column (must exist) or the single matching candidate."""
-    columns = dataset.column_names
-    if explicit is not None:
-        if explicit not in columns:
-            raise DataError(
-                f"{where}: column '{explicit}' (from '{key}') not found; columns are: {', '.join(columns)}."
-            )
-        return explicit
-    found = [c for c in candidates if c in columns]
-    if not found:
-        raise DataError(
-            f"{where}: no column for '{key}' found (looked for {', '.join(candidates)}); columns are: "
-            f"{', '.join(columns)}. Set {key}."
-        )
-    if len(found) > 1:
-        raise DataError(f"{where}: columns {', '.join(found)} could each be '{key}'; set {key} to choose one.")
-    return found[0]
+        return type(self).eval_transform is not ModalityHooks.eval_transform

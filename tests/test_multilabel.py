@@ -246,7 +246,7 @@ def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_resnet(tmp_path_factory.mktemp("resnet"))
 
 
-def test_coco_images_train_multilabel_with_mixup_predict_and_robustness(coco, tiny_resnet, tmp_path) -> None:
+def test_coco_images_train_multilabel_with_mixup_predict_and_robustness(coco, tiny_resnet, tmp_path, capsys) -> None:
     from image_fixtures import image_config
     from transformers import pipeline
 
@@ -273,6 +273,8 @@ def test_coco_images_train_multilabel_with_mixup_predict_and_robustness(coco, ti
     image = str(coco["val"].parent.parent / "val" / "0.png")
     assert main(["predict", str(out), image, "-o", str(tmp_path / "p.jsonl")]) == 0
     predicted = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
+    assert main(["predict", str(out), str(tmp_path / "missing.png")]) == 2
+    assert f"input file '{tmp_path / 'missing.png'}' does not exist" in capsys.readouterr().err
     assert set(predicted["scores"]) == {"red", "green", "blue"} and isinstance(predicted["labels"], list)
     scores = {r["label"]: r["score"] for r in pipeline("image-classification", model=str(out), top_k=None)(image)}
     assert scores == pytest.approx(predicted["scores"], abs=1e-4)

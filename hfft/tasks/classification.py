@@ -14,8 +14,9 @@ import numpy as np
 
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError, DataError
+from hfft.hooks import find_column
 from hfft.labels import LabelSpace, encode_multilabel, list_feature_inner, multilabel_space
-from hfft.recipe import Recipe, find_column
+from hfft.recipe import Recipe
 
 logger = logging.getLogger("hfft")
 LABEL_CANDIDATES = ("label", "labels", "fine_label", "category", "class", "target", "intent", "sentiment")
