@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from hfft.errors import DataError
 
 
@@ -229,20 +231,9 @@ def encode_multilabel(
             f"after cleaning: {', '.join(map(str, empty[:5]))}), and labels.allow_empty is false. Give every row "
             "at least one label, or set labels.allow_empty: true to train on them as all-negative examples."
         )
-    width = len(space)
-
-    def multi_hot(batch: dict[str, list]) -> dict[str, list]:
-        out = []
-        for value in batch[column]:
-            row = [0.0] * width
-            for v in label_list(value, delimiter) or []:
-                row[lookup[v]] = 1.0
-            out.append(row)
-        return {"labels": out}
-
-    features = dataset.features.copy()
-    del features[column]
-    if "labels" in features:
-        del features["labels"]
-    features["labels"] = datasets.List(datasets.Value("float32"), length=width)
-    return dataset.map(multi_hot, batched=True, remove_columns=[column], features=features, desc="encoding label sets")
+    hot = np.zeros((len(rows), len(space)), dtype=np.float32)  # the label sets parsed above, multi-hot
+    for i, row in enumerate(rows):
+        hot[i, [lookup[v] for v in row or []]] = 1.0
+    drop = [c for c in dict.fromkeys((column, "labels")) if c in dataset.column_names]
+    feature = datasets.List(datasets.Value("float32"), length=len(space))
+    return dataset.remove_columns(drop).add_column("labels", hot.tolist(), feature=feature)

@@ -64,6 +64,7 @@ class Classification(Recipe):
         super().__init__(*args, **kwargs)
         self.labels: LabelSpace | None = None
         self.thresholds: np.ndarray | None = None  # per class (multi-label, tuned on validation)
+        self.prevalence: np.ndarray | None = None  # per class in train (multi-label): the head's initial biases
         self._single_label_metrics: Any = None
 
     @classmethod
@@ -150,19 +151,22 @@ class Classification(Recipe):
                 f"{', '.join(self.labels.names)}."
             )
 
+    def label_sets(self, dataset: Any) -> np.ndarray:
+        """Multi-label: the encoded `labels` column as an [rows, classes] 0/1 array."""
+        return np.asarray(dataset["labels"], dtype=np.float32).reshape(-1, len(self.labels))
+
     def class_counts(self, dataset: Any) -> np.ndarray:
         """Rows per class (multi-label: rows where the class is present)."""
         if self.multi_label:
-            return np.asarray(dataset["labels"], dtype=np.float32).reshape(-1, len(self.labels)).sum(0).astype(int)
+            return self.label_sets(dataset).sum(0).astype(int)
         return np.bincount(np.asarray(dataset["labels"], dtype=int), minlength=len(self.labels))
 
     def target_notes(self, dataset: Any) -> dict[str, Any]:
-        counts = self.class_counts(dataset)
-        notes: dict[str, Any] = {"class_counts": dict(zip(self.labels.names, counts.tolist()))}
+        notes: dict[str, Any] = {"class_counts": dict(zip(self.labels.names, self.class_counts(dataset).tolist()))}
         if self.multi_label:
-            sets = np.asarray(dataset["labels"], dtype=np.float32).reshape(-1, len(self.labels))
-            notes["labels_per_row"] = round(float(sets.sum(1).mean()), 3) if len(sets) else 0.0
-            notes["rows_without_labels"] = int((sets.sum(1) == 0).sum())
+            per_row = self.label_sets(dataset).sum(1)
+            notes["labels_per_row"] = round(float(per_row.mean()), 3) if len(per_row) else 0.0
+            notes["rows_without_labels"] = int((per_row == 0).sum())
         return notes
 
     # ------------------------------------------------------------------ head and loss
@@ -181,7 +185,7 @@ class Classification(Recipe):
 
         from hfft.modeling import head_modules
 
-        prevalence = getattr(self, "prevalence", None)
+        prevalence = self.prevalence
         if not self.multi_label or prevalence is None:
             return
         heads = [getattr(model, name) for name in head_modules(model)]
@@ -238,7 +242,7 @@ class Classification(Recipe):
         inverse = 1.0 / np.maximum(self.class_counts(train), 1)
         if not self.multi_label:
             return inverse[np.asarray(train["labels"], dtype=int)].tolist()
-        sets = np.asarray(train["labels"], dtype=np.float32).reshape(len(train), -1)
+        sets = self.label_sets(train)
         per_row = sets.sum(1)
         empty = max(int((per_row == 0).sum()), 1)
         return np.where(per_row > 0, (sets @ inverse) / np.maximum(per_row, 1), 1.0 / empty).tolist()
@@ -290,10 +294,8 @@ class Classification(Recipe):
         if not self.multi_label:
             counts = Counter(split["labels"])
             return {"majority_baseline": max(counts.values()) / len(split) if len(split) else 0.0}
-        width = len(self.labels)
-        train_sets = np.asarray(train["labels"], dtype=np.float32).reshape(-1, width)
-        split_sets = np.asarray(split["labels"], dtype=np.float32).reshape(-1, width)
-        return {f"constant_baseline_{k}": v for k, v in constant_baseline(train_sets, split_sets).items()}
+        baseline = constant_baseline(self.label_sets(train), self.label_sets(split))
+        return {f"constant_baseline_{k}": v for k, v in baseline.items()}
 
     # ------------------------------------------------------------------ predictions and outputs
 
