@@ -251,9 +251,11 @@ class Classification(Recipe):
 
     def preprocess_logits(self, logits: Any, labels: Any) -> Any:
         """Keep class ids (single-label) or sigmoid scores (multi-label): evaluation memory stays small."""
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        return logits.float().sigmoid() if self.multi_label else logits.argmax(dim=-1)
+        from hfft.metrics import argmax_logits
+
+        if not self.multi_label:
+            return argmax_logits(logits, labels)
+        return (logits[0] if isinstance(logits, tuple) else logits).float().sigmoid()
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         from hfft.metrics_multilabel import multilabel_metrics
