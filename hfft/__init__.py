@@ -15,6 +15,7 @@ _RECIPES = {
     "TextClassification": "text-classification",
     "ImageClassification": "image-classification",
     "AudioClassification": "audio-classification",
+    "SpeechRecognition": "speech-recognition",
 }
 __all__ = [*_LAZY, *_RECIPES, "load_recipe"]
 

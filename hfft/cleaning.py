@@ -119,6 +119,26 @@ def clean_split(
     return cleaned
 
 
+def drop_rows(dataset: Any, problems: list[str | None], split: str, report: DataReport) -> Any:
+    """Drop rows found unusable after cleaning (e.g. a transcript too long for the decoder): each problem is
+    ``"reason"`` or ``"reason: detail"``; counted and named in the split's report like cleaning drops."""
+    if not any(problems):
+        return dataset
+    entry = report.splits.setdefault(split, SplitReport())
+    reasons = Counter(p.split(":", 1)[0] for p in problems if p)
+    for reason, n in reasons.items():
+        entry.dropped[reason] = entry.dropped.get(reason, 0) + n
+    room = MAX_LISTED - len(entry.examples)
+    entry.examples.extend([p.split(":", 1)[1].strip() for p in problems if p and ":" in p][: max(room, 0)])
+    keep = [i for i, p in enumerate(problems) if not p]
+    logger.warning("%s: dropped %d of %d rows (%s)", split, len(problems) - len(keep), len(problems),
+                   ", ".join(f"{k}: {v}" for k, v in reasons.items()))  # fmt: skip
+    entry.rows_out = len(keep)
+    if not keep:
+        raise DataError(f"{split}: no rows left ({', '.join(f'{k}: {v}' for k, v in reasons.items())}).")
+    return dataset.select(keep)
+
+
 def subsample(dataset: Any, limit: int | None, seed: int, entry: SplitReport) -> Any:
     """A seeded random ``limit`` rows (data.max_*_samples); the others are counted as dropped: subsampled."""
     if limit is None or len(dataset) <= limit:

@@ -330,7 +330,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RecipeConfig:
         setattr(config, name, value)
     from hfft.training_args import validate_training_section
 
-    validate_training_section(config)
+    validate_training_section(config, recipe_cls.training_arguments_class)
     check_ranges(config)
     recipe_cls.check_config(config)
     return config

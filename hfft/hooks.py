@@ -100,6 +100,15 @@ class TaskHooks:
         """Hook: validate targets and encode them as the model's `labels` column (learned from train)."""
         raise NotImplementedError
 
+    def load_target_processor(self, model_path: str) -> None:
+        """Hook: what the task needs to encode targets beside the modality's processor (e.g. a tokenizer for
+        transcripts), loaded after `load_processor`."""
+
+    def preprocess_targets(self, batch: dict[str, list]) -> dict[str, list]:
+        """Hook: batched target preprocessing that needs the processor (e.g. tokenised transcripts), run with
+        the modality's `preprocess`; returns only the columns it adds or replaces."""
+        return {}
+
     def target_notes(self, dataset: Any) -> dict[str, Any]:
         """Hook: facts about a split's targets for the data report (e.g. the class distribution)."""
         return {}
@@ -110,6 +119,25 @@ class TaskHooks:
 
     def init_head(self, model: Any) -> None:
         """Hook: initialise the new head from the training targets (e.g. output biases at the class priors)."""
+
+    def head_modules(self, model: Any) -> list[str]:
+        """Hook: top-level modules that are new for this task (trained in full and saved beside LoRA adapters)."""
+        from hfft.modeling import head_modules
+
+        return head_modules(model)
+
+    def frozen_trainable(self, model: Any) -> list[str]:
+        """Hook: module paths that `tuning.method: freeze` trains (default: the head)."""
+        return self.head_modules(model)
+
+    def pretrained_metrics(self, trainer: Any, encoded: dict[str, Any]) -> dict[str, float]:
+        """Hook: metrics of the model before fine-tuning (e.g. the checkpoint's zero-shot WER), computed
+        just before training starts."""
+        return {}
+
+    def training_defaults(self) -> dict[str, Any]:
+        """Hook: the task's TrainingArguments defaults (under the user's `training:` values)."""
+        return {}
 
     def collate_targets(self, rows: list[dict[str, Any]]) -> Any:
         """Hook: the `labels` tensor of a batch."""

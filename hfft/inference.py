@@ -44,16 +44,18 @@ class InferenceMixin:
 
     def evaluate_dataset(self, dataset: Any, batch_size: int = 64) -> dict[str, float]:
         """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return)."""
-        from transformers import Trainer, TrainingArguments
+        import transformers
 
-        args = TrainingArguments(
-            output_dir=str(self.output_dir / "evaluate"),
-            per_device_eval_batch_size=batch_size,
-            report_to="none",
-            remove_unused_columns=False,
-            use_cpu=self._use_cpu(),
-        )
-        trainer = Trainer(
+        settings = {
+            **self.training_defaults(),  # e.g. generation-based evaluation
+            "output_dir": str(self.output_dir / "evaluate"),
+            "per_device_eval_batch_size": batch_size,
+            "report_to": "none",
+            "remove_unused_columns": False,
+            "use_cpu": self._use_cpu(),
+        }
+        args = getattr(transformers, self.training_arguments_class)(**settings)
+        trainer = getattr(transformers, self.trainer_class)(
             model=self.model,
             args=args,
             data_collator=self.collator(),

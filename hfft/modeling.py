@@ -14,7 +14,7 @@ from hfft.errors import ConfigError, ModelError
 logger = logging.getLogger("hfft")
 
 # Names of classification-head modules (kept fully trainable and saved with LoRA adapters).
-HEAD_NAMES = ("classifier", "pre_classifier", "score", "projector", "head", "fc", "classification_head")
+HEAD_NAMES = ("classifier", "pre_classifier", "score", "projector", "head", "fc", "classification_head", "lm_head")
 
 # Default LoRA targets by `config.model_type`; other models get every Linear and (ungrouped) Conv2d outside
 # the head. Conv nets adapt their pointwise/regular convolutions (peft LoRA supports nn.Conv2d), never the
@@ -181,10 +181,10 @@ def is_head_parameter(name: str) -> bool:
     return any(part in HEAD_NAMES for part in name.split(".")[:-1]) and "lora_" not in name
 
 
-def head_modules(model: Any) -> list[str]:
-    """Names of the model's top-level classification-head modules."""
+def head_modules(model: Any, required: bool = True) -> list[str]:
+    """Names of the model's top-level classification-head modules (an error if ``required`` and none)."""
     names = [name for name, _ in model.named_children() if name in HEAD_NAMES]
-    if not names:
+    if not names and required:
         raise ModelError(
             f"Could not find the classification head of {type(model).__name__}; "
             f"its top-level modules are {[n for n, _ in model.named_children()]}."
@@ -241,9 +241,9 @@ def batchnorm_module_names(model: Any, exclude: list[str]) -> list[str]:
     return found
 
 
-def lora_targets(model: Any, config: RecipeConfig) -> list[str]:
+def lora_targets(model: Any, config: RecipeConfig, heads: list[str] | None = None) -> list[str]:
     """The LoRA target module names: `auto` resolved for the architecture, explicit ones checked to exist."""
-    heads = head_modules(model)
+    heads = head_modules(model, required=False) if heads is None else heads
     targets = config.tuning.lora.target_modules
     if targets == "auto":
         return LORA_TARGETS.get(model.config.model_type) or lora_module_names(model, heads)
@@ -258,20 +258,24 @@ def lora_targets(model: Any, config: RecipeConfig) -> list[str]:
     return targets
 
 
-def apply_tuning(model: Any, config: RecipeConfig) -> Any:
-    """Make the chosen parameters trainable: LoRA adapters, the full model, or only the head."""
+def apply_tuning(
+    model: Any, config: RecipeConfig, heads: list[str] | None = None, frozen_trainable: list[str] | None = None
+) -> Any:
+    """Make the chosen parameters trainable: LoRA adapters (+ ``heads``), the full model, or only
+    ``frozen_trainable`` (module paths; default: the heads)."""
     method = config.tuning.method
-    heads = head_modules(model)
+    heads = head_modules(model) if heads is None else heads
     if method == "full":
         return model
     if method == "freeze":
+        keep = tuple(f"{prefix}." for prefix in (heads if frozen_trainable is None else frozen_trainable))
         for name, param in model.named_parameters():
-            param.requires_grad = name.split(".")[0] in heads
+            param.requires_grad = name.startswith(keep)
         return model
     from peft import LoraConfig, get_peft_model
 
     lora = config.tuning.lora
-    targets = lora_targets(model, config)
+    targets = lora_targets(model, config, heads)
     peft_config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,

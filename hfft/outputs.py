@@ -204,6 +204,7 @@ def load_run(run_dir: str | Path) -> Any:
     recipe.restore_task(info)
     recipe.columns = info["columns"]
     recipe.processor = recipe.load_processor(str(run))
+    recipe.load_target_processor(str(run))
     if adapter is not None:
         from peft import PeftModel
 

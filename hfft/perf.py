@@ -99,13 +99,14 @@ def precomputed_lengths(dataset: Any, column: str) -> list[int] | None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Trainer":  # built on first use: importing transformers costs seconds
-        globals()["Trainer"] = trainer = _trainer_class()
+    if name in ("Trainer", "Seq2SeqTrainer"):  # built on first use: importing transformers costs seconds
+        globals()[name] = trainer = _trainer_class(name)
         return trainer
     raise AttributeError(f"module 'hfft.perf' has no attribute '{name}'")
 
 
-def _trainer_class() -> type:
+def _trainer_class(base_name: str) -> type:
+    """hfft's Trainer over `transformers.<base_name>` (Trainer, or Seq2SeqTrainer for generation)."""
     import torch
     import transformers
     from accelerate.utils import extract_model_from_parallel
@@ -139,8 +140,8 @@ def _trainer_class() -> type:
             super().__init__(weights, num_samples=len(weights), replacement=True)
             self.seed = seed
 
-    class Trainer(transformers.Trainer):
-        """`transformers.Trainer` that, with `group_by_length`, (1) reads the precomputed length column also
+    class Trainer(getattr(transformers, base_name)):
+        """`transformers.Trainer` (or `Seq2SeqTrainer`) that, with `group_by_length`, (1) reads the precomputed length column also
         through a dataset wrapper, instead of scanning (and transforming) every row at start-up, and (2)
         evaluates longest rows first (least padding; as with transformers' own grouping, predictions are
         not in dataset order); (3) leaves the model without accelerate's mixed-precision forward wrapper
@@ -229,4 +230,5 @@ def _trainer_class() -> type:
             if self._channels_last():
                 self.model.to(memory_format=torch.contiguous_format)
 
+    Trainer.__name__ = Trainer.__qualname__ = base_name
     return Trainer

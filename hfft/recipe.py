@@ -22,7 +22,6 @@ from hfft.inference import InferenceMixin
 from hfft.resume import resume_checkpoint, run_training, seeded_augmentation
 
 logger = logging.getLogger("hfft")
-TRAIN_EVAL_ROWS = 500  # rows of train re-evaluated without augmentation, for the generalisation gap
 
 
 class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
@@ -42,6 +41,11 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     greater_is_better: ClassVar[bool] = False
     stratify_column: ClassVar[str | None] = None  # task: column a split of train is stratified by
     robustness_metrics: ClassVar[tuple[str, ...]] = ("loss",)  # task: reported by `hfft robustness`
+    trainer_class: ClassVar[str] = "Trainer"  # task: "Seq2SeqTrainer" for generation-based evaluation
+    training_arguments_class: ClassVar[str] = "TrainingArguments"  # task: or "Seq2SeqTrainingArguments"
+    crops_inputs: ClassVar[bool] = True  # task: may the modality crop long inputs (not when targets span them)
+    default_clip_seconds: ClassVar[float] = 5.0  # task: audio clip length when preprocessing.max_duration is None
+    train_eval_rows: ClassVar[int] = 500  # rows of train re-evaluated without augmentation (generalisation gap)
 
     def __init__(self, config: RecipeConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is None or isinstance(config, dict):
@@ -89,14 +93,16 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         with args.main_process_first(desc="loading and preprocessing data"):
             splits = self.load_splits()
             self.processor = self.load_processor(model_path)
+            self.load_target_processor(model_path)
             encoded = {name: self.encode(ds, name) for name, ds in splits.items()}
         if args.process_index == 0:
             print("data:\n" + self.report.summary(), flush=True)
         self.model = self.build_model(model_path)
         trainer = self.build_trainer(args, encoded)
+        before = self.pretrained_metrics(trainer, encoded)  # e.g. the zero-shot WER of the unmodified checkpoint
         checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
-        metrics = dict(train_result.metrics)
+        metrics = {**before, **train_result.metrics}
         metrics.update(self.evaluate_split(trainer, encoded["validation"], "eval"))
         metrics.update(self.after_validation(trainer))  # e.g. decision thresholds tuned on validation
         metrics.update(self.train_eval_metrics(trainer, encoded["train"]))
@@ -213,8 +219,11 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
 
     def encode(self, dataset: Any, split: str) -> Any:
         """Deterministic preprocessing, batched and cached by `datasets`."""
+        def preprocess(batch: dict[str, list]) -> dict[str, list]:
+            return {**self.preprocess(batch), **self.preprocess_targets(batch)}
+
         encoded = dataset.map(
-            self.preprocess, batched=True, remove_columns=[self.columns["input"]], desc=f"preprocessing {split}"
+            preprocess, batched=True, remove_columns=[self.columns["input"]], desc=f"preprocessing {split}"
         )
         notes = self.preprocessing_notes(encoded)
         if notes:
@@ -228,7 +237,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         model = self.load_base_model(model_path, self.model_notes)
         self.adapt_model(model)
         self.init_head(model)
-        return apply_tuning(model, self.config)
+        return apply_tuning(model, self.config, self.head_modules(model), self.frozen_trainable(model))
 
     def load_base_model(self, model_path: str, notes: dict[str, Any] | None = None) -> Any:
         """Weights of ``model_path`` under a config the task and modality have adapted (no tuning applied)."""
@@ -243,7 +252,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
         from transformers import EarlyStoppingCallback
 
-        from hfft.perf import Trainer  # reads the length column through wrappers: no start-up scan
+        from hfft import perf  # its Trainer reads the length column through wrappers: no start-up scan
 
         train, collator, callbacks = encoded["train"], self.collator(), []
         if self.config.regularization.augment and self.has_train_transform():  # resume-safe: seeded per batch
@@ -253,7 +262,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
             train = self.with_eval_transform(train)
         if self.config.regularization.early_stopping_patience is not None:
             callbacks.append(EarlyStoppingCallback(self.config.regularization.early_stopping_patience))
-        trainer = Trainer(
+        trainer = getattr(perf, self.trainer_class)(
             model=self.model,
             args=args,
             train_dataset=train,
@@ -277,7 +286,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
 
     def train_eval_metrics(self, trainer: Any, train: Any) -> dict[str, float]:
         """Metrics on (a seeded sample of) the training rows, unaugmented: for the generalisation gap."""
-        rows = train.shuffle(seed=self.config.seed).select(range(min(TRAIN_EVAL_ROWS, len(train))))
+        rows = train.shuffle(seed=self.config.seed).select(range(min(self.train_eval_rows, len(train))))
         metrics = trainer.evaluate(self.with_eval_transform(rows), metric_key_prefix="train_eval")
         return {k: v for k, v in metrics.items() if not k.endswith(("runtime", "per_second", "samples"))}
 

@@ -18,11 +18,13 @@ MODALITIES = {
 }
 TASKS = {
     "classification": "hfft.tasks.classification:Classification",
+    "speech-recognition": "hfft.tasks.speech_recognition:SpeechRecognition",
 }
 RECIPES = {  # the `task:` names of configs -> (modality, task)
     "text-classification": ("text", "classification"),
     "image-classification": ("image", "classification"),
     "audio-classification": ("audio", "classification"),
+    "speech-recognition": ("audio", "speech-recognition"),
 }
 
 
@@ -49,7 +51,7 @@ def recipe_class(name: str) -> type:
     """
     modality, task = RECIPES[name]
     modality_cls, task_cls = modality_class(modality), task_class(task)
-    class_name = modality.title() + task_cls.__name__
+    class_name = "".join(part.title() for part in name.split("-"))  # "image-classification" -> ImageClassification
     recipe = type(class_name, (modality_cls, task_cls), {"task": name, "__doc__": _doc(modality_cls, task_cls)})
     recipe.__module__ = "hfft"
     return recipe

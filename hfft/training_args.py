@@ -26,17 +26,18 @@ DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3}
 MODALITY_DEFAULTS: dict[str, dict[str, Any]] = {"text": {"train_sampling_strategy": "group_by_length"}}
 
 
-def training_argument_fields() -> dict[str, Any]:
-    """Name -> type of every `TrainingArguments.__init__` field."""
-    from transformers import TrainingArguments
+def training_argument_fields(class_name: str = "TrainingArguments") -> dict[str, Any]:
+    """Name -> type of every `__init__` field of `transformers.<class_name>` (TrainingArguments or a subclass)."""
+    import transformers
 
-    hints = typing.get_type_hints(TrainingArguments)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(TrainingArguments) if f.init}
+    arguments = getattr(transformers, class_name)
+    hints = typing.get_type_hints(arguments)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(arguments) if f.init}
 
 
-def validate_training_section(config: RecipeConfig) -> None:
+def validate_training_section(config: RecipeConfig, class_name: str = "TrainingArguments") -> None:
     """Reject unknown / mistyped `training:` keys and keys that hfft sets elsewhere."""
-    fields = training_argument_fields()
+    fields = training_argument_fields(class_name)
     for key, value in list(config.training.items()):
         if key in OWNED_BY_HFFT:
             raise ConfigError(
@@ -44,7 +45,7 @@ def validate_training_section(config: RecipeConfig) -> None:
             )
         if key not in fields:
             raise ConfigError(
-                f"Unknown config key 'training.{key}' (not a TrainingArguments field).{_suggest(key, list(fields))}"
+                f"Unknown config key 'training.{key}' (not a {class_name} field).{_suggest(key, list(fields))}"
             )
         config.training[key] = coerce(value, fields[key], f"training.{key}")
     lr = config.training.get("learning_rate")
@@ -91,6 +92,7 @@ def training_defaults(config: RecipeConfig, recipe: Any) -> dict[str, Any]:
         "use_cpu": not has_accelerator(),
     }
     defaults.update(MODALITY_DEFAULTS.get(recipe.modality, {}))
+    defaults.update(recipe.training_defaults())
     if reg.balanced_sampler:  # the balanced sampler replaces length grouping
         defaults.pop("train_sampling_strategy", None)
     if defaults["use_cpu"] and not config.training.get("fp16"):
@@ -112,7 +114,7 @@ def training_defaults(config: RecipeConfig, recipe: Any) -> dict[str, Any]:
 
 def build_training_arguments(config: RecipeConfig, recipe: Any) -> Any:
     """TrainingArguments from hfft defaults, hfft-owned knobs and the user's `training:` values."""
-    from transformers import TrainingArguments
+    import transformers
 
     args = training_defaults(config, recipe)
     args.update(config.training)
@@ -131,7 +133,7 @@ def build_training_arguments(config: RecipeConfig, recipe: Any) -> Any:
 
         set_cpu_threads()
     try:
-        arguments = TrainingArguments(**args)
+        arguments = getattr(transformers, recipe.training_arguments_class)(**args)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"'training': invalid TrainingArguments: {err}") from None
     arguments.hfft_chose_bf16 = bool(args.get("bf16")) and "bf16" not in config.training  # see hfft.perf

@@ -120,8 +120,9 @@ def load_waveform(source: Any, sampling_rate: int) -> tuple[np.ndarray, int, int
     return resample(to_mono(samples), rate, sampling_rate), rate, samples.shape[1]
 
 
-def problem(source: Any, silence_db: float) -> str | None:
-    """None if the audio is usable, else a drop reason for the data report ("reason: name (detail)")."""
+def problem(source: Any, silence_db: float, max_seconds: float | None = None) -> str | None:
+    """None if the audio is usable, else a drop reason for the data report ("reason: name (detail)");
+    clips longer than ``max_seconds`` (when given) are `too_long`."""
     name = source_name(source)
     try:
         samples, rate = decode(source)
@@ -139,6 +140,8 @@ def problem(source: Any, silence_db: float) -> str | None:
     if peak <= 10 ** (silence_db / 20):
         level = f"{20 * math.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
         return f"silent_audio: {name} (peak {level})"
+    if max_seconds is not None and samples.shape[0] > max_seconds * rate:
+        return f"too_long: {name} ({samples.shape[0] / rate:.1f} s > {max_seconds:g} s, preprocessing.max_duration)"
     return None
 
 

@@ -30,10 +30,12 @@ META_COLUMNS = ("duration", "source_rate", "channels")
 class AudioPreprocessing:
     """How audio files become model inputs."""
 
-    max_duration: float = option(
-        5.0,
-        "Clip length in seconds: training takes a random window of longer clips, evaluation the centre; "
-        "shorter clips are padded. Whisper encoders are shortened to match (rounded up to whole seconds).",
+    max_duration: float | None = option(
+        None,
+        "Clip length in seconds (None: the task's, 5 s for classification, 30 s for speech recognition). "
+        "Classification: training takes a random window of longer clips, evaluation the centre; shorter clips "
+        "are padded. Speech recognition never crops (words would be cut from the transcript): longer clips are "
+        "dropped and counted as too_long. Whisper encoders are shortened to match (rounded up to whole seconds).",
     )
     silence_db: float = option(-70.0, "Clips whose peak level is at or below this (dBFS) are dropped as silent_audio.")
     freeze_feature_encoder: bool = option(
@@ -81,7 +83,7 @@ class AudioModality(Recipe):
     def check_config(cls, config: RecipeConfig) -> None:
         super().check_config(config)
         pre, aug = config.preprocessing, config.augmentation
-        if pre.max_duration <= 0:
+        if pre.max_duration is not None and pre.max_duration <= 0:
             raise ConfigError(f"'preprocessing.max_duration' must be > 0 seconds, got {pre.max_duration}.")
         for name in ("noise_prob", "gain_prob", "shift_prob", "mask_time_prob", "mask_feature_prob"):
             value = getattr(aug, name)
@@ -119,7 +121,7 @@ class AudioModality(Recipe):
 
         processor = AutoFeatureExtractor.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
         if hasattr(processor, "nb_max_frames") and hasattr(processor, "chunk_length"):  # Whisper: fixed-length input
-            seconds = math.ceil(self.config.preprocessing.max_duration)
+            seconds = math.ceil(self.clip_seconds)
             if seconds > 30:
                 logger.warning("Whisper encoders take at most 30 s; clips are cropped to 30 s.")
             processor.chunk_length = min(seconds, 30)
@@ -128,17 +130,23 @@ class AudioModality(Recipe):
         return processor
 
     @property
+    def clip_seconds(self) -> float:
+        """The longest input in seconds: `preprocessing.max_duration`, else the task's default."""
+        return self.config.preprocessing.max_duration or self.default_clip_seconds
+
+    @property
     def sampling_rate(self) -> int:
         return int(self.processor.sampling_rate)
 
     @property
     def max_samples(self) -> int:
         fixed = getattr(self.processor, "n_samples", None)
-        return int(fixed) if fixed else round(self.config.preprocessing.max_duration * self.sampling_rate)
+        return int(fixed) if fixed else round(self.clip_seconds * self.sampling_rate)
 
     def check_batch(self, batch: dict[str, list]) -> list[str | None]:
         silence = self.config.preprocessing.silence_db
-        return [audio_io.problem(item, silence) for item in batch[self.columns["input"]]]
+        longest = None if self.crops_inputs else self.clip_seconds
+        return [audio_io.problem(item, silence, longest) for item in batch[self.columns["input"]]]
 
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"waveform": [], "duration": [], "source_rate": [], "channels": []}
@@ -189,13 +197,19 @@ class AudioModality(Recipe):
         rng = np.random.default_rng(np.random.randint(2**31))  # numpy's global RNG is seeded by set_seed
         waves = []
         for wave in batch["waveform"]:
-            wave = audio_aug.random_crop(np.asarray(wave, dtype=np.float32), self.max_samples, rng)
+            wave = np.asarray(wave, dtype=np.float32)
+            if self.crops_inputs:
+                wave = audio_aug.random_crop(wave, self.max_samples, rng)
             waves.append(audio_aug.augment(wave, self.sampling_rate, self.config.augmentation, rng))
         return self.features(waves, batch.get("labels"), rng)
 
     def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
-        waves = [audio_aug.center_crop(np.asarray(w, dtype=np.float32), self.max_samples) for w in batch["waveform"]]
+        waves = [self.fit_length(np.asarray(w, dtype=np.float32)) for w in batch["waveform"]]
         return self.features(waves, batch.get("labels"))
+
+    def fit_length(self, wave: np.ndarray) -> np.ndarray:
+        """Evaluation: the centre window of a longer clip, where the task allows cropping."""
+        return audio_aug.center_crop(wave, self.max_samples) if self.crops_inputs else wave
 
     # ------------------------------------------------------------------ model
 
@@ -233,7 +247,7 @@ class AudioModality(Recipe):
 
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         waves = [audio_io.load_waveform(x, self.sampling_rate)[0] for x in inputs]
-        rows = self.features([audio_aug.center_crop(w, self.max_samples) for w in waves], None)
+        rows = self.features([self.fit_length(w) for w in waves], None)
         name = self.processor.model_input_names[0]
         return self.collator()([{name: value} for value in rows[name]])
 
@@ -268,7 +282,7 @@ def freeze_feature_encoder(model: Any) -> str | None:
         model.freeze_feature_encoder()
         return "convolutional feature encoder"
     modules = {
-        "whisper": lambda m: [m.encoder.conv1, m.encoder.conv2],
+        "whisper": lambda m: [m.get_encoder().conv1, m.get_encoder().conv2],
         "audio-spectrogram-transformer": lambda m: [m.audio_spectrogram_transformer.embeddings.patch_embeddings],
     }
     pick = modules.get(model.config.model_type)
