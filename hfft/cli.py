@@ -62,7 +62,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         shown = {
             k: v
             for k, v in metrics.items()
-            if k.endswith(("accuracy", "f1", "f1_micro", "f1_macro", "map", "gap", "train_runtime", "wall_time_s", "wer"))
+            if k.endswith(
+                ("accuracy", "f1", "f1_micro", "f1_macro", "map", "gap", "train_runtime", "wall_time_s", "wer")
+            )
             or "baseline" in k
         }
         print(json.dumps(shown, indent=2))

@@ -83,7 +83,9 @@ class TuningConfig:
     """Which parameters are trained."""
 
     method: Literal["lora", "full", "freeze"] = option(
-        "lora", "`lora`: adapters + head; `full`: every weight; `freeze`: only the classification head."
+        "lora",
+        "`lora`: adapters + head; `full`: every weight; `freeze`: only the task head (speech recognition: Whisper's "
+        "decoder with the encoder frozen, or a CTC lm_head).",
     )
     lora: LoraSection = field(default_factory=LoraSection, metadata={"help": "LoRA settings (method: lora)."})
     head_learning_rate: float | None = option(

@@ -216,6 +216,9 @@ def load_run(run_dir: str | Path) -> Any:
         recipe.model = getattr(transformers, recipe.model_class_name).from_pretrained(
             str(run), use_safetensors=True, trust_remote_code=recipe.config.trust_remote_code
         )
+    if (run / "generation_config.json").is_file():  # the run's generation settings, also over an adapter's base
+        base = recipe.model.get_base_model() if hasattr(recipe.model, "get_base_model") else recipe.model
+        base.generation_config = transformers.GenerationConfig.from_pretrained(str(run))
     recipe.model.eval()
     return recipe
 
@@ -228,8 +231,9 @@ def export_merged(run_dir: str | Path, out_dir: str | Path) -> Path:
         model = model.merge_and_unload()
     out = Path(out_dir)
     model.save_pretrained(str(out))
-    if recipe.processor is not None:
-        recipe.processor.save_pretrained(str(out))
+    for processor in (recipe.processor, getattr(recipe, "tokenizer", None)):  # speech recognition: both
+        if processor is not None:
+            processor.save_pretrained(str(out))
     for name in (CONFIG_FILE, RUN_INFO_FILE, "README.md"):
         if (Path(run_dir) / name).is_file():
             (out / name).write_bytes((Path(run_dir) / name).read_bytes())

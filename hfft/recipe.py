@@ -220,6 +220,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
 
     def encode(self, dataset: Any, split: str) -> Any:
         """Deterministic preprocessing, batched and cached by `datasets`."""
+
         def preprocess(batch: dict[str, list]) -> dict[str, list]:
             return {**self.preprocess(batch), **self.preprocess_targets(batch)}
 

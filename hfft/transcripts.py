@@ -110,4 +110,3 @@ def speech_metrics(references: list[str], predictions: list[str]) -> dict[str, f
         metrics["wer_normalized"] = float(jiwer.wer(refs, hyps))
         metrics["cer_normalized"] = float(jiwer.cer(refs, hyps))
     return metrics
-

@@ -22,7 +22,13 @@ from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError, DataError, ModelError
 from hfft.hooks import find_column
 from hfft.recipe import Recipe
-from hfft.transcripts import TranscriptNormalizer, ctc_vocabulary, out_of_vocabulary, speech_metrics, write_ctc_tokenizer
+from hfft.transcripts import (
+    TranscriptNormalizer,
+    ctc_vocabulary,
+    out_of_vocabulary,
+    speech_metrics,
+    write_ctc_tokenizer,
+)
 
 logger = logging.getLogger("hfft")
 TRANSCRIPT_CANDIDATES = ("text", "sentence", "transcription", "transcript", "normalized_text", "sentence_text")
@@ -240,7 +246,9 @@ class SpeechRecognition(Recipe):
                 self.tokenizer = write_ctc_tokenizer(self.vocab, Path(tmp))
         else:
             try:
-                self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=self.config.trust_remote_code)
+                self.tokenizer = AutoTokenizer.from_pretrained(
+                    model_path, trust_remote_code=self.config.trust_remote_code
+                )
             except (OSError, ValueError) as err:
                 raise ModelError(
                     f"'model': '{model_path}' has no tokenizer ({' '.join(str(err).split())[:200]}). CTC models: set "
@@ -270,6 +278,12 @@ class SpeechRecognition(Recipe):
         from hfft.modalities.audio.io import source_name
 
         names = [source_name(s) for s in dataset[self.columns["input"]]]
+        if not self.seq2seq:  # a checkpoint's CTC vocabulary may lack characters of these transcripts
+            unknown = out_of_vocabulary(dataset[self.columns["label"]], self.tokenizer)
+            if unknown:
+                self.report.splits[split].notes["characters_outside_vocabulary"] = dict(unknown.most_common(20))
+                logger.warning("%s: characters the CTC vocabulary cannot spell (become [UNK]): %s", split,
+                               ", ".join(f"{c!r} x{n}" for c, n in unknown.most_common(10)))  # fmt: skip
         encoded = super().encode(dataset, split)
         lengths = [len(ids) for ids in encoded["labels"]]
         if self.seq2seq:
@@ -368,7 +382,9 @@ class SpeechRecognition(Recipe):
         metrics = {}
         for split, prefix in (("validation", "eval"), ("test", "test")):
             if split in encoded:
-                output = trainer.predict(self.with_eval_transform(encoded[split]), metric_key_prefix=f"{prefix}_zero_shot")
+                output = trainer.predict(
+                    self.with_eval_transform(encoded[split]), metric_key_prefix=f"{prefix}_zero_shot"
+                )
                 self.predictions[f"{prefix}_zero_shot"] = output  # its transcripts are saved beside the fine-tuned ones
                 metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("runtime", "per_second"))})
         return metrics
