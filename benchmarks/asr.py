@@ -1,0 +1,221 @@
+"""hfft's speech-recognition recipe (Whisper tiny.en on the Asterisk prompts): speed, memory and WER per variant.
+
+    python benchmarks/asr.py --quick                       # 16 train / 8 eval clips, LoRA and full, both precisions
+    python benchmarks/asr.py                               # 64 train / 16 eval clips
+    python benchmarks/asr.py --methods lora --precisions default --train-samples 128
+
+Each variant is one `hfft train recipes/audio/asterisk-whisper-tiny-lora.yaml ...` process (peak RSS from
+wait4): 1 epoch on a seeded subset (data.max_train_samples / data.max_eval_samples), max_duration 15 s, no
+zero-shot baseline, no per-epoch validation or checkpoint inside Trainer's timed loop; full fine-tuning at
+lr 1e-5 (the recipe's 1e-3 is LoRA's). Precision: hfft's default (bf16 autocast where the CPU has native bf16)
+or training.bf16=false. Every row records the 1-minute load average before / after and the CPU time other
+processes used meanwhile. Needs data/whisper-tiny-en and data/asterisk-asr (see the recipe's header).
+Writes benchmarks/results/<stamp>-asr[-quick].{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT  # noqa: E402
+from run import cores, cpu_busy_seconds, cpu_name, worker_env  # noqa: E402
+
+RECIPE = ROOT / "recipes" / "audio" / "asterisk-whisper-tiny-lora.yaml"
+LEARNING_RATE = {"lora": "1e-3", "full": "1e-5"}
+HEAVY = 0.25  # cores: another process busier than this during a run is listed
+
+
+def cpu_flags() -> list[str]:
+    """The native-bf16 flags of this CPU (/proc/cpuinfo)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+
+
+def process_cpu() -> dict[int, tuple[str, int, float]]:
+    """Command line, parent pid and CPU seconds (user + system) of every process now running, except this one."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (name[:60] or "?", int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def heavy_others(
+    first: dict[int, float], seen: dict[int, tuple[str, int, float]], child: int, seconds: float
+) -> list[str]:
+    """Other processes (not the run nor its children) that kept more than HEAVY cores busy during the run, from
+    snapshots taken every 2 s (processes that start and end between two snapshots are missed)."""
+    busy = [
+        (pid, name, (cpu - first.get(pid, 0.0)) / seconds)
+        for pid, (name, ppid, cpu) in seen.items()
+        if child not in (pid, ppid)
+    ]
+    return [f"{name} (pid {pid}): {load:.2f} cores" for pid, name, load in busy if load > HEAVY]
+
+
+def overrides(method: str, precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """The dotted overrides of one variant on top of the shipped recipe."""
+    items = [
+        f"tuning.method={method}",
+        f"training.learning_rate={LEARNING_RATE[method]}",
+        f"training.output_dir={out_dir}",
+        "training.num_train_epochs=1",
+        "training.eval_strategy='no'",  # quoted: YAML reads a bare no as false
+        "training.save_strategy='no'",
+        f"data.max_train_samples={args.train_samples}",
+        f"data.max_eval_samples={args.eval_samples}",
+        "preprocessing.max_duration=15",
+        "labels.zero_shot_baseline=false",
+        f"seed={args.seed}",
+        "overwrite=true",
+    ]
+    return items + (["training.bf16=false"] if precision == "fp32" else [])
+
+
+def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One `hfft train` process: its metrics, peak RSS, wall time, and the machine's load around it."""
+    out_dir, log = work / f"{method}-{precision}", work / f"{method}-{precision}.log"
+    cmd = [sys.executable, "-m", "hfft", "train", str(RECIPE), *overrides(method, precision, args, out_dir)]
+    seen = process_cpu()
+    first = {pid: cpu for pid, (_, _, cpu) in seen.items()}
+    load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(), stdout=log_file, stderr=subprocess.STDOUT)
+        polls = 0
+        while not (done := os.wait4(proc.pid, os.WNOHANG))[0]:  # wait4: the child's own peak RSS
+            if time.time() > started + args.timeout:
+                proc.kill()
+                done = os.wait4(proc.pid, 0)
+                break
+            polls += 1
+            if polls % 4 == 0:
+                seen.update(process_cpu())
+            time.sleep(0.5)
+    seen.update(process_cpu())
+    _, status, usage = done
+    wall = time.time() - started
+    row: dict[str, Any] = {"method": method, "precision": precision, "ok": False, "wall_s": round(wall, 1)}
+    results = out_dir / "all_results.json"
+    if os.waitstatus_to_exitcode(status) == 0 and results.is_file():
+        metrics = json.loads(results.read_text())
+        keys = ("train_samples_per_second", "test_samples_per_second", "test_wer", "test_cer", "eval_wer")
+        row.update({k: metrics.get(k) for k in keys}, ok=True, hfft_wall_time_s=metrics.get("wall_time_s"))
+    else:
+        row["error"] = log.read_text()[-2000:]
+        print(f"  {method}/{precision} FAILED (see {log}):\n{row['error'][-800:]}", flush=True)
+    own = usage.ru_utime + usage.ru_stime
+    row.update(
+        peak_rss_mb=round(usage.ru_maxrss / 1024),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own) / max(wall, 1e-6)), 2),
+        heavy_processes=heavy_others(first, seen, proc.pid, wall),
+        command=" ".join(
+            ["hfft", "train", str(RECIPE.relative_to(ROOT)), *overrides(method, precision, args, out_dir)]
+        ),
+    )
+    return row
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The results as a small Markdown report."""
+    lines = [
+        f"# hfft speech-recognition benchmark, {meta['date']}",
+        "",
+        f"Machine: {meta['cpu']}, {meta['cores']} cores; native bf16: {meta['native_bf16']} "
+        f"(flags: {', '.join(meta['bf16_flags']) or 'none'}); torch {meta['torch']}, transformers "
+        f"{meta['transformers']}. Command: `{meta['command']}` ({meta['duration_s']} s). Data: "
+        f"{meta['train_samples']} train / {meta['eval_samples']} eval clips (seeded), 1 epoch, Whisper tiny.en.",
+        "",
+        "| method | precision | train samples/s | test clips/s (generate) | wall s | peak RSS MB | test WER | test CER "
+        "| load 1 min before → after | other procs' busy cores | heavy processes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        nums = [r.get(k) for k in ("train_samples_per_second", "test_samples_per_second")]
+        speed = " | ".join(f"{v:.2f}" if v is not None else "–" for v in nums)
+        quality = " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("test_wer", "test_cer"))
+        lines.append(
+            f"| {r['method']} | {meta['precisions'][r['precision']]} | {speed} | {r['wall_s']} | {r['peak_rss_mb']} "
+            f"| {quality} | {r['load_before']} → {r['load_after']} | {r['other_cores_busy']} "
+            f"| {'; '.join(r['heavy_processes']) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="16 train / 8 eval clips")
+    parser.add_argument("--train-samples", type=int, help="data.max_train_samples (default 64, quick 16)")
+    parser.add_argument("--eval-samples", type=int, help="data.max_eval_samples (default 16, quick 8)")
+    parser.add_argument("--methods", default="lora,full", help="comma-separated: lora,full")
+    parser.add_argument("--precisions", default="default,fp32", help="comma-separated: default (hfft's), fp32")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    args.train_samples = args.train_samples or (16 if args.quick else 64)
+    args.eval_samples = args.eval_samples or (8 if args.quick else 16)
+
+    import torch
+    import transformers
+
+    from hfft.perf import native_cpu_bf16
+
+    bf16 = native_cpu_bf16()
+    started = time.time()
+    meta: dict[str, Any] = {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu_name(),
+        "cores": cores(),
+        "native_bf16": bf16,
+        "bf16_flags": cpu_flags(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "train_samples": args.train_samples,
+        "eval_samples": args.eval_samples,
+        "precisions": {
+            "default": "hfft default (bf16 autocast)" if bf16 else "hfft default (float32)",
+            "fp32": "float32",
+        },
+    }
+    print(f"machine: {meta['cpu']}, {meta['cores']} cores, native bf16 {bf16}; load {os.getloadavg()}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hfft-asr-bench-") as work:
+        for method in args.methods.split(","):
+            for precision in args.precisions.split(","):
+                rows.append(run_variant(method, precision, args, Path(work)))
+                r = rows[-1]
+                print(f"[{time.time() - started:5.0f}s] {method}/{precision}: " + json.dumps(r)[:400], flush=True)
+    meta["duration_s"] = round(time.time() - started)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + "-asr" + ("-quick" if args.quick else "")
+    (out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+    report = markdown(meta, rows)
+    (out / f"{stamp}.md").write_text(report)
+    print("\n" + report + f"\nresults: {out / stamp}.json / .md")
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()
