@@ -60,8 +60,13 @@ def write_ctc_tokenizer(vocab: dict[str, int], directory: Path) -> Any:
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    tokenizer = Wav2Vec2CTCTokenizer(
-        str(directory / "vocab.json"), unk_token=UNK, pad_token=PAD, word_delimiter_token=WORD_DELIMITER
+    tokenizer = Wav2Vec2CTCTokenizer(  # no <s> / </s>: CTC targets have no sentence markers
+        str(directory / "vocab.json"),
+        unk_token=UNK,
+        pad_token=PAD,
+        word_delimiter_token=WORD_DELIMITER,
+        bos_token=None,
+        eos_token=None,
     )
     tokenizer.save_pretrained(str(directory))
     return tokenizer

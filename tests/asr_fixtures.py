@@ -3,10 +3,13 @@
 - `save_tiny_whisper_asr`: a 1+1-layer, 32-hidden `WhisperForConditionalGeneration` with a feature extractor, a
   byte-level BPE Whisper tokenizer built from scratch (Whisper's special and timestamp tokens in the real layout) and
   a Whisper-style `generation_config.json`; English-only or multilingual.
-- `save_tiny_wav2vec2_ctc`: a 2-layer, 32-hidden `Wav2Vec2ForCTC` (50 frames/s) with its feature extractor; with a character
-  vocabulary also a `Wav2Vec2CTCTokenizer` and a `Wav2Vec2Processor`, without one no tokenizer at all.
+- `save_tiny_wav2vec2_ctc`: a 2-layer, 32-hidden `Wav2Vec2ForCTC` (50 frames/s) with its feature extractor; with a
+  character vocabulary also a `Wav2Vec2CTCTokenizer` and a `Wav2Vec2Processor`, without one no tokenizer at all.
 - `make_speech_folder`: `train/`, `validation/` and `test/` folders of `metadata.csv` (`file_name,text`) plus WAV
-  files at 8 kHz and 16 kHz, in which every letter is a tone: a tiny CTC model learns it within seconds.
+  files at 8 kHz and 16 kHz, in which every letter is a tone. With AdamW at a constant lr 3e-3 and batch 8, the tiny
+  CTC model gets below 0.5 WER on the training clips in 100-130 steps (5-8 s on one CPU thread; held-out WER then
+  0-0.2 once train WER is ~0), the tiny Whisper in 80-100 steps (~25 s; it memorises, held-out WER stays ~1).
+  Decode CTC argmax ids only over each clip's valid frames: padded frames emit garbage letters.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from audio_fixtures import feature_extractor_kwargs
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig, WhisperTokenizer
 
 # --- Whisper -------------------------------------------------------------------------------------------------------
 
@@ -50,7 +57,7 @@ def whisper_special_tokens() -> list[str]:
     ]
 
 
-def build_whisper_tokenizer():
+def build_whisper_tokenizer() -> WhisperTokenizer:
     """A `WhisperTokenizer` from scratch: 256 byte symbols + a few merges, then the special tokens, then the 1501
     timestamp tokens (non-special, ids > <|notimestamps|>), as in the real checkpoints."""
     from tokenizers import AddedToken
@@ -72,7 +79,7 @@ def build_whisper_tokenizer():
     return tokenizer
 
 
-def whisper_generation_config(tokenizer, multilingual: bool, max_length: int):
+def whisper_generation_config(tokenizer: WhisperTokenizer, multilingual: bool, max_length: int) -> GenerationConfig:
     """A generation config shaped like the real Whisper's (no suppressed tokens, no forced decoder ids)."""
     from transformers import GenerationConfig
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
@@ -126,11 +133,12 @@ def save_tiny_whisper_asr(path: Path, multilingual: bool = False) -> Path:
         num_mel_bins=16,
         max_source_positions=1500,
         max_target_positions=64,
+        init_std=0.2,  # as in save_tiny_whisper: with 0.02, even 200 steps at lr 3e-3 left the train WER at ~0.9
         pad_token_id=eos,
         bos_token_id=eos,
         eos_token_id=eos,
         decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
-        begin_suppress_tokens=None,  # generation settings live in generation_config.json only (v5 warns otherwise)
+        begin_suppress_tokens=None,  # only in generation_config.json (the config default (220, 50256) fits no vocab here)
         suppress_tokens=None,
     )
     model = WhisperForConditionalGeneration(config)
@@ -185,7 +193,6 @@ def save_tiny_wav2vec2_ctc(path: Path, vocab: list[str] | None = None) -> Path:
         conv_dim=(16, 16, 16),
         conv_stride=(5, 8, 8),  # 320x downsampling: 50 frames/s like the real wav2vec2 (40x was ~5x slower to train)
         conv_kernel=(10, 8, 8),
-        feat_extract_norm="layer",  # per-frame norm: with attention_mask, predictions do not depend on the padding
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
         initializer_range=0.1,  # a larger init shortens CTC's all-blank plateau (~200 -> ~100 steps)
@@ -220,6 +227,8 @@ SPEECH_RATES = (16000, 8000)
 LETTER_SECONDS = (0.15, 0.2)  # each letter lasts 150-200 ms
 LETTER_GAP = (0.04, 0.06)  # silence between the letters of a word (so "aa" is two tones)
 WORD_GAP = (0.2, 0.3)  # silence between words
+NOISE_STD = 0.001  # white noise over the whole clip (0.01 roughly doubled the steps a CTC model needs)
+AMPLITUDE = (0.3, 0.8)  # tone amplitude range
 
 
 def random_transcript(rng: np.random.Generator) -> str:
@@ -242,12 +251,12 @@ def synthesize(text: str, rate: int, rng: np.random.Generator) -> np.ndarray:
             if i:
                 pieces.append(silence(LETTER_GAP))
             t = np.arange(int(rate * rng.uniform(*LETTER_SECONDS))) / rate
-            wave = rng.uniform(0.3, 0.8) * np.sin(2 * np.pi * LETTER_TONES[letter] * t + rng.uniform(0, 2 * np.pi))
+            wave = rng.uniform(*AMPLITUDE) * np.sin(2 * np.pi * LETTER_TONES[letter] * t + rng.uniform(0, 2 * np.pi))
             fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.005)
             pieces.append((wave * fade).astype(np.float32))
     pieces.append(silence((0.05, 0.15)))
     audio = np.concatenate(pieces)
-    return (audio + rng.normal(0, 0.01, len(audio))).astype(np.float32)
+    return (audio + rng.normal(0, NOISE_STD, len(audio))).astype(np.float32)
 
 
 def make_speech_folder(root: Path, n_train: int = 24, seed: int = 0) -> Path:

@@ -68,8 +68,8 @@ def asr_config(model: Path, speech: Path, out: Path, **extra) -> dict:
 
 def ctc_config(model: Path, speech: Path, out: Path, **extra) -> dict:
     """Full fine-tuning that learns the letters within the test (see asr_fixtures.make_speech_folder)."""
-    training = {"num_train_epochs": 30, "learning_rate": 3e-3, "warmup_steps": 0, "per_device_train_batch_size": 4,
-                "bf16": False}  # fmt: skip
+    training = {"num_train_epochs": 60, "learning_rate": 3e-3, "lr_scheduler_type": "constant", "warmup_steps": 0,
+                "per_device_train_batch_size": 8, "bf16": False}  # fmt: skip
     return asr_config(model, speech, out, tuning={"method": "full"}, training={**training, **extra.pop("training", {})},
                       preprocessing={"freeze_feature_encoder": False}, **extra)  # fmt: skip
 
@@ -214,7 +214,7 @@ def test_ctc_builds_its_vocabulary_and_learns_the_training_clips(tiny_ctc, speec
 
 
 def test_killed_ctc_run_resumes_to_the_same_final_wer(tiny_ctc, speech, tmp_path):
-    settings = {"save_strategy": "steps", "save_steps": 10, "save_total_limit": 2, "num_train_epochs": 12}
+    settings = {"save_strategy": "steps", "save_steps": 10, "save_total_limit": 2, "num_train_epochs": 50}
     out = tmp_path / "killed"
     recipe_file = tmp_path / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump(ctc_config(tiny_ctc, speech, out, training=settings)))

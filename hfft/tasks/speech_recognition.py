@@ -323,8 +323,13 @@ class SpeechRecognition(Recipe):
         return model_config
 
     def init_head(self, model: Any) -> None:
-        """Encoder-decoder models: the generation settings used in evaluation, predict and the saved pipeline."""
+        """Encoder-decoder models: the generation settings used in evaluation, predict and the saved pipeline.
+        CTC models: in evaluation, frames past each clip's end (batch padding) predict the blank."""
+        model = model.get_base_model() if hasattr(model, "get_base_model") else model
         if not self.seq2seq:
+            if not getattr(model, "hfft_masks_padded_frames", False):
+                model.register_forward_hook(blank_padded_frames, with_kwargs=True)
+                model.hfft_masks_padded_frames = True
             return
         labels, generation = self.config.labels, model.generation_config
         # as a max_length (prompt + new tokens): Seq2SeqTrainer fills in a default max_length of 20 otherwise,
@@ -435,3 +440,19 @@ class SpeechRecognition(Recipe):
             (out / f"transcripts_{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             lines.append(f"- {split} transcripts (reference and prediction per clip): `transcripts_{split}.jsonl`")
         return lines
+
+
+def blank_padded_frames(model: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
+    """Forward hook of CTC models in evaluation: the logits of frames past each clip's real length (padding in
+    a batch) are set to predict the blank, so greedy decoding does not read letters out of the padding."""
+    mask = kwargs.get("attention_mask")
+    if model.training or mask is None or getattr(output, "logits", None) is None:
+        return output
+    import torch
+
+    lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).to(output.logits.device)
+    padded = torch.arange(output.logits.shape[1], device=lengths.device)[None, :] >= lengths[:, None]
+    blank = torch.full_like(output.logits, float("-inf"))
+    blank[..., model.config.pad_token_id] = 0.0
+    output.logits = torch.where(padded[..., None], blank, output.logits)
+    return output
