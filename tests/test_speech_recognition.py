@@ -189,6 +189,10 @@ def test_whisper_lora_run_reloads_with_identical_generations_and_loads_in_a_pipe
     assert isinstance(result["text"], str) and "<|" not in result["text"]
     predicted = load_run(out).predict([str(clip)])
     assert set(predicted[0]) == {"text"} and "<|" not in predicted[0]["text"]
+    from hfft.outputs import export_merged
+
+    exported = export_merged(out, tmp_path / "export")  # LoRA merged, with tokenizer and feature extractor
+    assert pipeline("automatic-speech-recognition", model=str(exported))(_clip(clip))["text"] == result["text"]
 
 
 def _clip(path: Path) -> dict:
