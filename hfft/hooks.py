@@ -140,7 +140,7 @@ class TaskHooks:
         return {}
 
     def collate_targets(self, rows: list[dict[str, Any]]) -> Any:
-        """Hook: the `labels` tensor of a batch."""
+        """Hook: the `labels` tensor of a batch (audio: or a dict of target tensors, e.g. with decoder inputs)."""
         raise NotImplementedError
 
     def loss_function(self, train: Any) -> Any:

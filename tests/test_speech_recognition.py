@@ -307,3 +307,17 @@ def test_speech_recognition_robustness_reports_wer(tiny_ctc, speech, tmp_path):
     assert result["metric"] == "wer" and set(result["by_metric"]) == {"wer", "cer"}
     assert result["corruptions"]["additive_noise"]["5"] >= result["corruptions"]["additive_noise"]["1"] - 1e-9
     assert np.isfinite(result["clean_wer"])
+
+
+def test_compare_reports_wer_for_speech_recognition_runs(tiny_whisper, speech, tmp_path):
+    from hfft.compare import run_comparison
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(asr_config(tiny_whisper, speech, tmp_path / "base", tuning={"method": "full"})))
+    rows = run_comparison(str(recipe), ["none", "label_smoothing"], out_dir=tmp_path / "cmp", severities=(1,),
+                          max_samples=4)  # fmt: skip
+    for row in rows:
+        assert row["metric"] == "wer" and np.isfinite(row["mean_corrupted_wer"])
+        # lower is better: the gap is how much better the model does on train than on validation
+        assert row["generalization_gap"] == pytest.approx(row["val_wer"] - row["train_wer"])
+    assert "| label_smoothing |" in (tmp_path / "cmp" / "compare.md").read_text()

@@ -357,6 +357,13 @@ class SpeechRecognition(Recipe):
         start = getattr(self.model.config if self.model is not None else None, "decoder_start_token_id", None)
         if self.seq2seq and start is not None and labels.shape[1] and bool((labels[:, 0] == start).all()):
             labels = labels[:, 1:]
+        if self.seq2seq and self.config.regularization.label_smoothing and start is not None:
+            # Trainer's label smoother takes `labels` away from the model, which then cannot derive its decoder
+            # inputs from them: pass them explicitly (the targets shifted right behind the start token)
+            decoder_inputs = labels.new_full(labels.shape, self.tokenizer.pad_token_id)
+            decoder_inputs[:, 0] = start
+            decoder_inputs[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == -100, self.tokenizer.pad_token_id)
+            return {"labels": labels, "decoder_input_ids": decoder_inputs}
         return labels
 
     def training_defaults(self) -> dict[str, Any]:

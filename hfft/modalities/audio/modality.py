@@ -272,7 +272,8 @@ class AudioCollator:
         batch = self.processor.pad([{name: r[name]} for r in rows], padding=True, return_tensors="pt")
         batch[name] = batch[name].float()
         if "labels" in rows[0]:
-            batch["labels"] = self.collate_targets(rows)
+            targets = self.collate_targets(rows)  # a tensor, or a dict (e.g. labels + decoder_input_ids)
+            batch.update(targets if isinstance(targets, dict) else {"labels": targets})
         return batch
 
 
