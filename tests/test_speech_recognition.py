@@ -321,3 +321,25 @@ def test_compare_reports_wer_for_speech_recognition_runs(tiny_whisper, speech, t
         # lower is better: the gap is how much better the model does on train than on validation
         assert row["generalization_gap"] == pytest.approx(row["val_wer"] - row["train_wer"])
     assert "| label_smoothing |" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_speech_augmentation_and_corruptions_never_cut_the_clip():
+    from types import SimpleNamespace
+
+    from hfft import AudioClassification
+    from hfft.modalities.audio.augment import augment
+
+    rng = np.random.default_rng(0)
+    wave = rng.uniform(-0.5, 0.5, 16000).astype(np.float32)
+    assert "time_shift" in AudioClassification.corruption_suite()  # classification keeps its suite
+    suite = SpeechRecognition.corruption_suite()
+    assert "time_shift" not in suite and "silence_pad" in suite
+    for severity in (1, 5):
+        padded, rate = suite["silence_pad"]((wave, 16000), severity, np.random.default_rng(severity))
+        start = int(np.flatnonzero(padded)[0])
+        assert rate == 16000 and len(padded) > len(wave) and np.array_equal(padded[start : start + len(wave)], wave)
+    options = SimpleNamespace(gain_prob=0.0, gain_db=[0, 0], shift_prob=1.0, shift_max_seconds=0.1, noise_prob=0.0)
+    for seed in range(5):
+        shifted = augment(wave, 16000, options, np.random.default_rng(seed), keep_length=False)
+        start = int(np.flatnonzero(shifted)[0])
+        assert np.array_equal(shifted[start : start + len(wave)], wave)  # moved in time, nothing cut

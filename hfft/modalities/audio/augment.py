@@ -53,13 +53,23 @@ def time_shift(wave: np.ndarray, shift: int) -> np.ndarray:
     return out
 
 
-def augment(wave: np.ndarray, sampling_rate: int, options: Any, rng: np.random.Generator) -> np.ndarray:
-    """Gain, time shift and noise, each applied with its probability from ``options`` (an AudioAugmentation)."""
+def pad_shift(wave: np.ndarray, shift: int) -> np.ndarray:
+    """Add ``|shift|`` samples of silence before (``shift`` > 0) or after (< 0) the waveform: nothing is cut."""
+    silence = np.zeros(abs(shift), dtype=wave.dtype)
+    return np.concatenate([silence, wave] if shift > 0 else [wave, silence])
+
+
+def augment(
+    wave: np.ndarray, sampling_rate: int, options: Any, rng: np.random.Generator, keep_length: bool = True
+) -> np.ndarray:
+    """Gain, time shift and noise, each applied with its probability from ``options`` (an AudioAugmentation).
+    ``keep_length=False`` shifts by padding with silence instead of cutting (targets that span the clip)."""
     if rng.random() < options.gain_prob:
         wave = apply_gain(wave, rng.uniform(*options.gain_db))
     max_shift = int(options.shift_max_seconds * sampling_rate)
     if max_shift > 0 and rng.random() < options.shift_prob:
-        wave = time_shift(wave, int(rng.integers(-max_shift, max_shift + 1)))
+        shift = int(rng.integers(-max_shift, max_shift + 1))
+        wave = time_shift(wave, shift) if keep_length else pad_shift(wave, shift)
     if rng.random() < options.noise_prob:
         wave = add_noise(wave, rng.uniform(*options.noise_snr_db), rng)
     return wave

@@ -55,3 +55,20 @@ SUITE: dict[str, Corruption] = {
     "time_shift": time_shift,
     "band_limit": band_limit,
 }
+
+
+def silence_pad(audio: tuple[np.ndarray, int], severity: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Silence of a growing fraction of the clip (5% to 40%) before or after it: the content moves in time and
+    nothing is cut, so a transcript still matches the audio."""
+    wave, rate = audio
+    silence = np.zeros(int(level((0.05, 0.1, 0.2, 0.3, 0.4), severity) * len(wave)), dtype=np.float32)
+    return np.concatenate([silence, wave] if rng.random() < 0.5 else [wave, silence]).astype(np.float32), rate
+
+
+# For tasks whose targets span the whole clip (speech recognition): time_shift would cut words away.
+SUITE_WITHOUT_CUTS: dict[str, Corruption] = {
+    "additive_noise": additive_noise,
+    "gain": gain,
+    "silence_pad": silence_pad,
+    "band_limit": band_limit,
+}

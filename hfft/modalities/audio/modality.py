@@ -103,9 +103,9 @@ class AudioModality(Recipe):
 
     @classmethod
     def corruption_suite(cls) -> dict[str, Any]:
-        from hfft.modalities.audio.corruptions import SUITE
+        from hfft.modalities.audio.corruptions import SUITE, SUITE_WITHOUT_CUTS
 
-        return SUITE
+        return SUITE if cls.crops_inputs else SUITE_WITHOUT_CUTS  # e.g. speech: a cut would delete words
 
     def input_columns(self, dataset: Any, where: str) -> dict[str, str]:
         typed = [name for name, feature in dataset.features.items() if type(feature).__name__ == "Audio"]
@@ -200,7 +200,7 @@ class AudioModality(Recipe):
             wave = np.asarray(wave, dtype=np.float32)
             if self.crops_inputs:
                 wave = audio_aug.random_crop(wave, self.max_samples, rng)
-            waves.append(audio_aug.augment(wave, self.sampling_rate, self.config.augmentation, rng))
+            waves.append(audio_aug.augment(wave, self.sampling_rate, self.config.augmentation, rng, self.crops_inputs))
         return self.features(waves, batch.get("labels"), rng)
 
     def eval_transform(self, batch: dict[str, list]) -> dict[str, Any]:
