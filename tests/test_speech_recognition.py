@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -223,12 +224,19 @@ def test_killed_ctc_run_resumes_to_the_same_final_wer(tiny_ctc, speech, tmp_path
     recipe_file = tmp_path / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump(ctc_config(tiny_ctc, speech, out, training=settings)))
     proc = subprocess.Popen([HFFT, "train", recipe_file], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill_after_first_checkpoint() -> None:  # step 10 of 150
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline and last_checkpoint(out) is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
+    killer.start()
+    # Meanwhile, the uninterrupted reference run, in this process.
     reference = SpeechRecognition(ctc_config(tiny_ctc, speech, tmp_path / "reference", training=settings)).train()
-    deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline and last_checkpoint(out) is None:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killer.join()
     assert not (out / "all_results.json").exists(), "the run finished before it could be killed"
     assert last_checkpoint(out) is not None
     resumed = subprocess.run([HFFT, "train", recipe_file, "--resume"], env=ENV, capture_output=True, text=True,
