@@ -211,7 +211,10 @@ def _trainer_class(base_name: str) -> type:
                 self._default_layout()
 
         def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
-            """Evaluation in the channels-last layout too (see `_channels_last`), then back to the default one."""
+            """Evaluation in the channels-last layout too (see `_channels_last`), then back to the default one.
+            (7) Predictions are gathered across processes with `gather_for_metrics` also under Seq2SeqTrainer
+            (which switches to plain `gather`, keeping the samples repeated to even out the last batch)."""
+            self.gather_function = self.accelerator.gather_for_metrics
             with contextlib.ExitStack() as stack:
                 if self._channels_last() and not channels_last(self.model):
                     self.model.to(memory_format=torch.channels_last)
