@@ -90,52 +90,40 @@ def clean_split(
     if dedup_columns:
         problems = _mark_duplicates(marked, problems, dedup_columns)
     reasons = Counter(p.split(":", 1)[0] for p in problems if p)
-    entry.dropped = dict(reasons)
-    entry.examples = [p.split(":", 1)[1].strip() for p in problems if ":" in p][:MAX_LISTED]
     corrupt = sum(n for reason, n in reasons.items() if reason.startswith("corrupt"))
     if entry.rows_in and corrupt / entry.rows_in > max_bad_fraction:
+        examples = [p.split(":", 1)[1].strip() for p in problems if ":" in p]
         raise DataError(
             f"{where}: {corrupt} of {entry.rows_in} rows are corrupt or unreadable "
             f"({corrupt / entry.rows_in:.1%} > data.max_bad_fraction={max_bad_fraction}); first: "
-            f"{', '.join(entry.examples[:5])}."
+            f"{', '.join(examples[:5])}."
         )
-    if reasons:
-        keep = [i for i, p in enumerate(problems) if not p]
-        marked = marked.select(keep)
-        logger.warning(
-            "%s: dropped %d of %d rows (%s)",
-            split,
-            entry.rows_in - len(keep),
-            entry.rows_in,
-            ", ".join(f"{k}: {v}" for k, v in reasons.items()),
-        )
-    cleaned = marked.remove_columns(PROBLEM)
-    entry.rows_out = len(cleaned)
-    if entry.rows_out == 0:
-        raise DataError(
-            f"{where}: no rows left after cleaning ({entry.rows_in} in; dropped "
-            f"{', '.join(f'{k}: {v}' for k, v in reasons.items())})."
-        )
-    return cleaned
+    if not entry.rows_in:
+        raise DataError(f"{where}: no rows left after cleaning (0 in; dropped ).")
+    entry.rows_out, entry.dropped, entry.examples = entry.rows_in, {}, []
+    return drop_rows(marked, problems, split, report, where).remove_columns(PROBLEM)
 
 
-def drop_rows(dataset: Any, problems: list[str | None], split: str, report: DataReport) -> Any:
-    """Drop rows found unusable after cleaning (e.g. a transcript too long for the decoder): each problem is
-    ``"reason"`` or ``"reason: detail"``; counted and named in the split's report like cleaning drops."""
+def drop_rows(
+    dataset: Any, problems: list[str | None], split: str, report: DataReport, where: str | None = None
+) -> Any:
+    """Drop the rows with a problem (``"reason"`` or ``"reason: detail"``), counting each reason and naming the
+    details in the split's report; used by cleaning and for rows found unusable later (e.g. a transcript too
+    long for the decoder)."""
     if not any(problems):
         return dataset
     entry = report.splits.setdefault(split, SplitReport())
     reasons = Counter(p.split(":", 1)[0] for p in problems if p)
     for reason, n in reasons.items():
         entry.dropped[reason] = entry.dropped.get(reason, 0) + n
-    room = MAX_LISTED - len(entry.examples)
-    entry.examples.extend([p.split(":", 1)[1].strip() for p in problems if p and ":" in p][: max(room, 0)])
+    room = max(MAX_LISTED - len(entry.examples), 0)
+    entry.examples.extend([p.split(":", 1)[1].strip() for p in problems if p and ":" in p][:room])
     keep = [i for i, p in enumerate(problems) if not p]
-    logger.warning("%s: dropped %d of %d rows (%s)", split, len(problems) - len(keep), len(problems),
-                   ", ".join(f"{k}: {v}" for k, v in reasons.items()))  # fmt: skip
+    dropped = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+    logger.warning("%s: dropped %d of %d rows (%s)", split, len(problems) - len(keep), len(problems), dropped)
     entry.rows_out = len(keep)
     if not keep:
-        raise DataError(f"{split}: no rows left ({', '.join(f'{k}: {v}' for k, v in reasons.items())}).")
+        raise DataError(f"{where or split}: no rows left after cleaning ({len(problems)} in; dropped {dropped}).")
     return dataset.select(keep)
 
 
