@@ -216,10 +216,9 @@ def load_run(run_dir: str | Path) -> Any:
         recipe.model = getattr(transformers, recipe.model_class_name).from_pretrained(
             str(run), use_safetensors=True, trust_remote_code=recipe.config.trust_remote_code
         )
-    recipe.init_head(recipe.model)  # e.g. a CTC model's evaluation hook (classification: nothing to restore)
-    if (run / "generation_config.json").is_file():  # the run's generation settings, also over an adapter's base
-        base = recipe.model.get_base_model() if hasattr(recipe.model, "get_base_model") else recipe.model
-        base.generation_config = transformers.GenerationConfig.from_pretrained(str(run))
+    # the task's settings that are not weights: e.g. generation settings (also over an adapter's base model)
+    # or a CTC model's evaluation hook; classification has nothing to restore
+    recipe.init_head(recipe.model)
     recipe.model.eval()
     return recipe
 

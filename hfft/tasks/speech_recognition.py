@@ -119,12 +119,17 @@ class SpeechRecognition(Recipe):
     # ------------------------------------------------------------------ architecture
 
     @property
+    def checkpoint_dir(self) -> Path:
+        """Where the checkpoint is (a local directory, or a Hub id as a path that does not exist)."""
+        from hfft.modeling import resolve_model_path
+
+        return Path(resolve_model_path(self.config.model or self.default_model))
+
+    @property
     def architecture(self) -> dict[str, Any]:
         """The checkpoint's config.json (read without loading weights); decides seq2seq vs CTC."""
         if self._architecture is None:
-            from hfft.modeling import resolve_model_path
-
-            path = Path(resolve_model_path(self.config.model or self.default_model))
+            path = self.checkpoint_dir
             if (path / "config.json").is_file():
                 self._architecture = json.loads((path / "config.json").read_text(encoding="utf-8"))
             else:  # a Hub id: preflight checks it can be reached and names what to do if not
@@ -163,14 +168,16 @@ class SpeechRecognition(Recipe):
         multilingual (older exports: the 51,864-token English vocabulary)."""
         if self.architecture.get("model_type") != "whisper":
             return False
-        from hfft.modeling import resolve_model_path
-
-        path = Path(resolve_model_path(self.config.model or self.default_model)) / "generation_config.json"
+        path = self.checkpoint_dir / "generation_config.json"
         if path.is_file():
             multilingual = json.loads(path.read_text(encoding="utf-8")).get("is_multilingual")
             if multilingual is not None:
                 return not multilingual
         return self.architecture.get("vocab_size") == 51864
+
+    @property
+    def multilingual_whisper(self) -> bool:
+        return self.architecture.get("model_type") == "whisper" and not self.english_only
 
     def preflight(self, resume: bool | str) -> str:
         path = super().preflight(resume)
@@ -183,6 +190,11 @@ class SpeechRecognition(Recipe):
             raise ConfigError(f"'labels.speech_task: translate' needs a multilingual Whisper checkpoint ({path}).")
         if not self.seq2seq and (labels.language or labels.speech_task != "transcribe"):
             raise ConfigError("'labels.language' / 'labels.speech_task' apply to Whisper models only.")
+        if self.multilingual_whisper and not labels.language:
+            raise ConfigError(
+                f"'labels.language' is required for the multilingual Whisper checkpoint '{path}' (e.g. "
+                "language: english): targets and generation must use the same language token."
+            )
         return path
 
     # ------------------------------------------------------------------ targets
@@ -225,13 +237,12 @@ class SpeechRecognition(Recipe):
 
     def builds_vocabulary(self) -> bool:
         """CTC: whether the character vocabulary comes from the data (`labels.vocabulary`)."""
-        from hfft.modeling import resolve_model_path
-
         choice = self.config.labels.vocabulary
         if choice != "auto":
             return choice == "build"
-        path = Path(resolve_model_path(self.config.model or self.default_model))
-        return not any((path / name).is_file() for name in ("vocab.json", "tokenizer.json", "tokenizer_config.json"))
+        return not any(
+            (self.checkpoint_dir / name).is_file() for name in ("vocab.json", "tokenizer.json", "tokenizer_config.json")
+        )
 
     def target_notes(self, dataset: Any) -> dict[str, Any]:
         words = [len(text.split()) for text in dataset[self.columns["label"]]]
@@ -261,12 +272,7 @@ class SpeechRecognition(Recipe):
             self.tokenizer.add_special_tokens({"additional_special_tokens": control})
         if self.tokenizer.pad_token is None and self.tokenizer.eos_token is not None:
             self.tokenizer.pad_token = self.tokenizer.eos_token  # Whisper's convention; labels are masked by length
-        if self.seq2seq and self.architecture.get("model_type") == "whisper" and not self.english_only:
-            if not self.config.labels.language:
-                raise ConfigError(
-                    f"'labels.language' is required for the multilingual Whisper checkpoint '{model_path}' (e.g. "
-                    "language: english): targets and generation must use the same language token."
-                )
+        if self.multilingual_whisper:  # labels.language is required (preflight)
             self.tokenizer.set_prefix_tokens(language=self.config.labels.language, task=self.config.labels.speech_task)
 
     def preprocess_targets(self, batch: dict[str, list]) -> dict[str, list]:
