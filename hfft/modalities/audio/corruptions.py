@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from hfft.corruptions import Corruption, level
+from hfft.modalities.audio.augment import pad_shift
 
 
 def additive_noise(audio: tuple[np.ndarray, int], severity: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -61,8 +62,8 @@ def silence_pad(audio: tuple[np.ndarray, int], severity: int, rng: np.random.Gen
     """Silence of a growing fraction of the clip (5% to 40%) before or after it: the content moves in time and
     nothing is cut, so a transcript still matches the audio."""
     wave, rate = audio
-    silence = np.zeros(int(level((0.05, 0.1, 0.2, 0.3, 0.4), severity) * len(wave)), dtype=np.float32)
-    return np.concatenate([silence, wave] if rng.random() < 0.5 else [wave, silence]).astype(np.float32), rate
+    samples = int(level((0.05, 0.1, 0.2, 0.3, 0.4), severity) * len(wave))
+    return pad_shift(wave.astype(np.float32), samples if rng.random() < 0.5 else -samples), rate
 
 
 # For tasks whose targets span the whole clip (speech recognition): time_shift would cut words away.
