@@ -16,6 +16,7 @@ _RECIPES = {
     "ImageClassification": "image-classification",
     "AudioClassification": "audio-classification",
     "SpeechRecognition": "speech-recognition",
+    "TokenClassification": "token-classification",
 }
 __all__ = [*_LAZY, *_RECIPES, "load_recipe"]
 

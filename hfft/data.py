@@ -22,7 +22,10 @@ FILE_BUILDERS = {
 VALIDATION_NAMES = ("validation", "valid", "val", "dev")
 # Directory loaders hfft implements itself, by a recipe's `folder_builder` name: "module:function",
 # called as function(path, key) -> DatasetDict, or None when the directory is not of that kind.
-FOLDER_LOADERS = {"audiofolder": "hfft.modalities.audio.io:load_audio_folder"}
+FOLDER_LOADERS = {
+    "audiofolder": "hfft.modalities.audio.io:load_audio_folder",
+    "conll": "hfft.conll:load_conll_folder",
+}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -74,6 +77,11 @@ def load_source(
 
             if is_coco_file(path):
                 return load_coco(path, key, image_root)
+        if folder_builder == "conll" and path.is_file():
+            from hfft.conll import is_conll_file, load_conll
+
+            if is_conll_file(path):
+                return load_conll(path, key)
         if path.is_file():
             suffix = path.suffix.lower()
             if suffix not in FILE_BUILDERS:

@@ -88,6 +88,11 @@ class ModalityHooks:
 class TaskHooks:
     """Target side of a recipe (implemented in `hfft/tasks/<name>.py`)."""
 
+    def convert_source(self, dataset: Any, where: str) -> Any:
+        """Hook: a loaded source in another layout of the task's data, converted before columns are looked up
+        (e.g. character-span annotations into words and tags)."""
+        return dataset
+
     def target_columns(self, dataset: Any, where: str) -> dict[str, str]:
         """Hook: {"label": column, ...}: where the targets are."""
         raise NotImplementedError
@@ -104,10 +109,21 @@ class TaskHooks:
         """Hook: what the task needs to encode targets beside the modality's processor (e.g. a tokenizer for
         transcripts), loaded after `load_processor`."""
 
-    def preprocess_targets(self, batch: dict[str, list]) -> dict[str, list]:
-        """Hook: batched target preprocessing that needs the processor (e.g. tokenised transcripts), run with
-        the modality's `preprocess`; returns only the columns it adds or replaces."""
+    def preprocess_targets(self, batch: dict[str, list], encoded: dict[str, list], split: str) -> dict[str, list]:
+        """Hook: batched target preprocessing that needs the processor (e.g. tokenised transcripts), run after
+        the modality's `preprocess` (``encoded``: its output, e.g. word ids of windows); returns only the columns
+        it adds or replaces."""
         return {}
+
+    def window_starts(self, batch: dict[str, list]) -> list[list[bool]] | None:
+        """Hook (word-level tasks): per row and word, whether an evaluation window may begin at that word without
+        cutting a target span in two (an entity); None: anywhere."""
+        return None
+
+    def augment_words(self, words: list[str], labels: list[int], rng: Any) -> tuple[list[str], list[int]]:
+        """Hook (word-level tasks): train-only augmentation that changes words and their targets together (e.g.
+        entity mention replacement); ``labels`` are per-word ids, -100 for words another window owns."""
+        return words, labels
 
     def target_notes(self, dataset: Any) -> dict[str, Any]:
         """Hook: facts about a split's targets for the data report (e.g. the class distribution)."""

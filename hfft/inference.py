@@ -71,6 +71,7 @@ class InferenceMixin:
             spec, f"data.{role}", subset=dc.subset, folder_builder=self.folder_builder, image_root=dc.image_root
         )
         dataset = data.only_split(loaded, f"data.{role}", spec) if len(loaded) == 1 else loaded[next(iter(loaded))]
+        dataset = self.convert_source(dataset, spec)
         self.columns = self.find_columns(dataset, spec)
         dataset = self.clean(dataset.select_columns(list(dict.fromkeys(self.columns.values()))), role)
         return self.encode_targets({role: dataset}, {role: spec})[role]

@@ -46,6 +46,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     crops_inputs: ClassVar[bool] = True  # task: may the modality crop long inputs (not when targets span them)
     default_clip_seconds: ClassVar[float] = 5.0  # task: audio clip length when preprocessing.max_duration is None
     train_eval_rows: ClassVar[int] = 500  # rows of train re-evaluated without augmentation (generalisation gap)
+    splits_rows: ClassVar[bool] = False  # modality: preprocessing may turn one row into several (windows)
 
     def __init__(self, config: RecipeConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is None or isinstance(config, dict):
@@ -175,7 +176,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
                 found = data.pick_split(source, getattr(dc, f"{role}_split"), names, "data.train")
                 if found is not None:
                     splits[role] = found
-        return splits
+        return {role: self.convert_source(ds, cleaning.source_name(dc, role)) for role, ds in splits.items()}
 
     def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
         """{"input": ..., <target roles>: ...}: the modality's input columns, then the task's target columns."""
@@ -222,11 +223,12 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         """Deterministic preprocessing, batched and cached by `datasets`."""
 
         def preprocess(batch: dict[str, list]) -> dict[str, list]:
-            return {**self.preprocess(batch), **self.preprocess_targets(batch)}
+            encoded = self.preprocess(batch)
+            return {**encoded, **self.preprocess_targets(batch, encoded, split)}
 
-        encoded = dataset.map(
-            preprocess, batched=True, remove_columns=[self.columns["input"]], desc=f"preprocessing {split}"
-        )
+        # rows that become several (windows) keep only what preprocessing returns
+        remove = dataset.column_names if self.splits_rows else [self.columns["input"]]
+        encoded = dataset.map(preprocess, batched=True, remove_columns=remove, desc=f"preprocessing {split}")
         notes = self.preprocessing_notes(encoded)
         if notes:
             self.report.splits.setdefault(split, cleaning.SplitReport()).notes.update(notes)

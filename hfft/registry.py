@@ -15,16 +15,19 @@ MODALITIES = {
     "text": "hfft.modalities.text.modality:TextModality",
     "image": "hfft.modalities.image.modality:ImageModality",
     "audio": "hfft.modalities.audio.modality:AudioModality",
+    "words": "hfft.modalities.text.words:WordsModality",  # text split into words (token-level tasks)
 }
 TASKS = {
     "classification": "hfft.tasks.classification:Classification",
     "speech-recognition": "hfft.tasks.speech_recognition:SpeechRecognition",
+    "token-classification": "hfft.tasks.token_classification:TokenClassification",
 }
 RECIPES = {  # the `task:` names of configs -> (modality, task)
     "text-classification": ("text", "classification"),
     "image-classification": ("image", "classification"),
     "audio-classification": ("audio", "classification"),
     "speech-recognition": ("audio", "speech-recognition"),
+    "token-classification": ("words", "token-classification"),
 }
 
 

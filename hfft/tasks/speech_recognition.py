@@ -275,7 +275,7 @@ class SpeechRecognition(Recipe):
         if self.multilingual_whisper:  # labels.language is required (preflight)
             self.tokenizer.set_prefix_tokens(language=self.config.labels.language, task=self.config.labels.speech_task)
 
-    def preprocess_targets(self, batch: dict[str, list]) -> dict[str, list]:
+    def preprocess_targets(self, batch: dict[str, list], encoded: dict[str, list], split: str) -> dict[str, list]:
         return {"labels": self.tokenizer(batch[self.columns["label"]]).input_ids}
 
     def encode(self, dataset: Any, split: str) -> Any:

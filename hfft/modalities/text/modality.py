@@ -142,7 +142,7 @@ class TextModality(Recipe):
     def encode(self, dataset: Any, split: str) -> Any:
         encoded = super().encode(dataset, split)
         notes = self.report.splits[split].notes
-        if notes["truncated"]:
+        if notes.get("truncated"):
             capped = notes.get("max_length_capped_from")
             logger.warning(
                 "%s: %d of %d texts are longer than %d tokens and were truncated (%s).",
