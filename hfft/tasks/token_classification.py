@@ -121,7 +121,8 @@ class TokenClassification(Recipe):
                     f"{where}: row {row} has {len(w)} words but {len(t)} tags in '{self.columns['label']}' "
                     f"(words: {' '.join(map(str, w[:8]))}{' ...' if len(w) > 8 else ''}); each word needs one tag."
                 )
-        return super().clean(dataset, split)
+        # rows keep their source index: later messages (unknown or invalid tags) name the row of the file
+        return super().clean(dataset.add_column("source_row", list(range(len(dataset)))), split)
 
     def tag_names(self, dataset: Any, where: str) -> list[str] | None:
         """Names of integer tags (ClassLabel or `labels.names`); None when the tags are strings."""
@@ -143,7 +144,7 @@ class TokenClassification(Recipe):
         if names is None:
             return [list(t) for t in dataset[column]]
         out = []
-        for row, ids in enumerate(dataset[column]):
+        for row, ids in zip(dataset["source_row"], dataset[column]):
             if any(not 0 <= i < len(names) for i in ids):
                 bad = next(i for i in ids if not 0 <= i < len(names))
                 raise DataError(f"{where}: row {row} has tag id {bad}, outside the {len(names)} tag names.")
@@ -161,14 +162,14 @@ class TokenClassification(Recipe):
             self.scheme = self.scheme or bio.detect_scheme(tags["train"])
         encoded = {}
         for role, ds in splits.items():
-            sequences = self.to_iob2(tags[role], role, where[role])
+            sequences = self.to_iob2(tags[role], ds["source_row"], role, where[role])
             if learn and role == "train":
                 self.label_names = self.tag_set(sequences)
                 self.build_mention_bank(ds[self.columns["input"]], sequences)
             encoded[role] = self.encode_tags(ds, sequences, role, where[role])
         return encoded
 
-    def to_iob2(self, sequences: list[list[str]], role: str, where: str) -> list[list[str]]:
+    def to_iob2(self, sequences: list[list[str]], source_rows: list[int], role: str, where: str) -> list[list[str]]:
         notes = self.report.splits[role].notes
         notes["tag_scheme"] = self.scheme if self.scheme == "IOB2" else f"{self.scheme} (converted to IOB2)"
         if self.scheme == "plain":
@@ -180,7 +181,8 @@ class TokenClassification(Recipe):
         if invalid:
             notes["invalid_tag_sequences"] = {"rows": len(invalid), "tags": sum(len(p) for _, p in invalid)}
             row, positions = invalid[0]
-            example = f"row {row}, word {positions[0]}: {sequences[row][max(positions[0] - 1, 0)]} -> {sequences[row][positions[0]]}"
+            before, tag = sequences[row][positions[0] - 1] if positions[0] else "start", sequences[row][positions[0]]
+            example = f"row {source_rows[row]}, word {positions[0]}: {before} -> {tag}"
             if self.config.labels.invalid_tags == "error":
                 raise DataError(
                     f"{where}: {len(invalid)} rows have an I- tag that continues no entity (first: {example}); set "
@@ -207,13 +209,11 @@ class TokenClassification(Recipe):
             if unknown:
                 words = " ".join(map(str, dataset[row][self.columns["input"]][:8]))
                 raise DataError(
-                    f"{where}: row {row} ({words} ...) has tag '{unknown[0]}', which train does not have; train's "
-                    f"tags: {', '.join(self.label_names)}."
+                    f"{where}: row {dataset[row]['source_row']} ({words} ...) has tag '{unknown[0]}', which train "
+                    f"does not have; train's tags: {', '.join(self.label_names)}."
                 )
         ids = [[lookup[t] for t in tags] for tags in sequences]
-        column = self.columns["label"]
-        dataset = dataset.remove_columns([column]) if column != "labels" else dataset.remove_columns(["labels"])
-        return dataset.add_column("labels", ids)
+        return dataset.remove_columns([self.columns["label"], "source_row"]).add_column("labels", ids)
 
     def build_mention_bank(self, words: list[list[str]], sequences: list[list[str]]) -> None:
         from hfft.modalities.text.word_augment import MentionBank

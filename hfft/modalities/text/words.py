@@ -125,7 +125,9 @@ class WordsModality(TextModality):
 
     def word_token_counts(self, sentences: list[list[str]]) -> list[list[int]]:
         """Sub-tokens per word (0 for a word the tokenizer drops, e.g. an empty string)."""
-        encoded = self.processor(sentences, is_split_into_words=True, add_special_tokens=False, truncation=False)
+        encoded = self.processor(
+            sentences, is_split_into_words=True, add_special_tokens=False, truncation=False, verbose=False
+        )
         counts = []
         for row, words in enumerate(sentences):
             ids = [w for w in encoded.word_ids(row) if w is not None]
@@ -199,7 +201,7 @@ class WordsModality(TextModality):
             "median_tokens": float(np.median(encoded["length"])) if len(encoded) else 0.0,
             "sentences_in_windows": int((windowed & (np.asarray(encoded["first"]) == 0)).sum()),
             "windows": int(windowed.sum()),
-            "words": int((owned[:, 1] - owned[:, 0]).sum()),
+            "words_labelled": int((owned[:, 1] - owned[:, 0]).sum()) - int(np.sum(encoded["words_without_tokens"])),
             "words_without_tokens": int(np.sum(encoded["words_without_tokens"])),
         }
 
