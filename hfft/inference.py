@@ -46,6 +46,10 @@ class InferenceMixin:
         """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return)."""
         import transformers
 
+        from hfft import perf
+        from hfft.training_args import training_defaults
+
+        trained = {**training_defaults(self.config, self), **self.config.training}  # as the run trained
         settings = {
             **self.training_defaults(),  # e.g. generation-based evaluation
             "output_dir": str(self.output_dir / "evaluate"),
@@ -53,9 +57,12 @@ class InferenceMixin:
             "report_to": "none",
             "remove_unused_columns": False,
             "use_cpu": self._use_cpu(),
+            "bf16": bool(trained.get("bf16")),  # evaluation in the run's precision: the same metrics again
+            "fp16": bool(trained.get("fp16")),
         }
         args = getattr(transformers, self.training_arguments_class)(**settings)
-        trainer = getattr(transformers, self.trainer_class)(
+        args.hfft_chose_bf16 = settings["bf16"] and "bf16" not in self.config.training  # see hfft.perf
+        trainer = getattr(perf, self.trainer_class)(
             model=self.model,
             args=args,
             data_collator=self.collator(),

@@ -21,7 +21,9 @@ def _report(gold: list[list[str]], predicted: list[list[str]], mode: str) -> dic
         return classification_report(gold, predicted, output_dict=True, zero_division=0, **strict)
 
 
-def entity_metrics(gold: list[list[str]], predicted: list[list[str]], mode: str, entities: bool = True) -> dict[str, float]:
+def entity_metrics(
+    gold: list[list[str]], predicted: list[list[str]], mode: str, entities: bool = True
+) -> dict[str, float]:
     """`precision`/`recall`/`f1` (micro over entities, seqeval ``mode``), `f1_default` and `f1_strict`,
     `f1_<type>` (``mode``), `accuracy` over words and `words` (how many were scored)."""
     words = sum(len(g) for g in gold)
@@ -50,8 +52,12 @@ def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> dict[str
     out = {}
     for mode in ("default", "strict"):
         out[mode] = {
-            kind: {"precision": float(r["precision"]), "recall": float(r["recall"]), "f1": float(r["f1-score"]),
-                   "support": int(r["support"])}  # fmt: skip
+            kind: {
+                "precision": float(r["precision"]),
+                "recall": float(r["recall"]),
+                "f1": float(r["f1-score"]),
+                "support": int(r["support"]),
+            }  # fmt: skip
             for kind, r in _report(gold, predicted, mode).items()
             if kind != "weighted avg"
         }

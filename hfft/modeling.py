@@ -152,7 +152,7 @@ def load_model(
         hf_logging.set_verbosity_warning()
     mismatched = sorted((k, tuple(old), tuple(new)) for k, old, new in info.get("mismatched_keys", []))
     fresh = sorted(set(info.get("missing_keys", [])) | {k for k, _, _ in mismatched})
-    if fresh:
+    if fresh and notes is not None:  # without notes: a run's base model, whose head its adapter restores
         logger.info("newly initialised (trained from scratch): %s", ", ".join(fresh[:8]))
     heads = [m for m in mismatched if m[0].endswith("weight") and m[0].split(".")[0] in HEAD_NAMES]
     if heads:

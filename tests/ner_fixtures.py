@@ -61,7 +61,9 @@ def write_conll(path: Path, rows: list[tuple[list[str], list[str]]], sep: str = 
     return path
 
 
-def write_jsonl(path: Path, rows: list[tuple[list[str], list[str]]], keys: tuple[str, str] = ("tokens", "ner_tags")) -> Path:
+def write_jsonl(
+    path: Path, rows: list[tuple[list[str], list[str]]], keys: tuple[str, str] = ("tokens", "ner_tags")
+) -> Path:
     path.write_text("".join(json.dumps({keys[0]: w, keys[1]: t}) + "\n" for w, t in rows), encoding="utf-8")
     return path
 
@@ -89,7 +91,9 @@ def save_tiny_bert(path: Path) -> Path:
             pieces.append(word)
         else:
             pieces += [word[:2], f"##{word[2:4]}", f"##{word[4:]}" if word[4:] else f"##{word[2:4]}"]
-    pieces += [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,"] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    pieces += [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,"] + [
+        f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"
+    ]
     vocab = {p: i for i, p in enumerate(dict.fromkeys(pieces))}
     tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=False, model_max_length=128)
     return _save(BertForMaskedLM(_config("bert", len(vocab))), tokenizer, path)

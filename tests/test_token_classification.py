@@ -4,11 +4,18 @@ seqeval modes, LoRA/full runs that reload identically and load in `transformers.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from ner_fixtures import (
     long_sentence,
     make_ner,
@@ -23,6 +30,7 @@ from hfft import TokenClassification, tags
 from hfft.errors import ConfigError, DataError, ModelError
 from hfft.metrics_tokens import entity_metrics
 from hfft.outputs import load_run
+from hfft.resume import last_checkpoint
 
 SAVERS = {"bert": save_tiny_bert, "roberta": save_tiny_roberta, "xlmr": save_tiny_xlmr}
 TEXT = "yesterday Anna Schmidt flew to New York for work ."
@@ -52,9 +60,16 @@ def ner_config(model: Path, data: dict[str, Path], out: Path, **extra) -> dict:
         "model": str(model),
         "data": {role: str(path) for role, path in data.items()},
         "preprocessing": {"max_length": 32, "stride": 8},
-        "training": {"output_dir": str(out), "num_train_epochs": 4, "per_device_train_batch_size": 16,
-                     "learning_rate": 5e-3, "use_cpu": True, "save_strategy": "no", "eval_strategy": "epoch",
-                     "report_to": "none"},  # fmt: skip
+        "training": {
+            "output_dir": str(out),
+            "num_train_epochs": 4,
+            "per_device_train_batch_size": 16,
+            "learning_rate": 5e-3,
+            "use_cpu": True,
+            "save_strategy": "no",
+            "eval_strategy": "epoch",
+            "report_to": "none",
+        },  # fmt: skip
     }
     for key, value in extra.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
@@ -203,7 +218,7 @@ def test_lora_run_learns_entities_and_writes_its_reports(lora_run, ner_data):
     recipe, metrics, out = lora_run
     assert metrics["test_f1"] > 0.5 and metrics["eval_f1"] > 0.3, metrics  # all-O baseline: 0
     assert metrics["test_majority_baseline_accuracy"] < metrics["test_accuracy"]
-    assert {"f1_PER", "f1_LOC", "f1_ORG"} <= {k[len("test_"):] for k in metrics if k.startswith("test_f1_")}
+    assert {"f1_PER", "f1_LOC", "f1_ORG"} <= {k[len("test_") :] for k in metrics if k.startswith("test_f1_")}
     report = json.loads((out / "entity_report.json").read_text())
     assert set(report["test"]) == {"default", "strict"} and report["test"]["default"]["PER"]["support"] > 0
     assert (out / "entity_confusion.png").is_file() and "entity_report.md" in (out / "README.md").read_text()
@@ -217,7 +232,14 @@ def test_lora_run_reloads_with_identical_predictions_and_whole_word_spans(lora_r
     texts = [TEXT, "Kofi joined Red Cross last spring .", ""]
     before = recipe.predict(texts)
     after = load_run(out).predict(texts)
-    assert before == after
+    assert [r["tags"] for r in before] == [r["tags"] for r in after]
+    for mine, theirs in zip(before, after):
+        assert [(e["type"], e["start"], e["end"]) for e in mine["entities"]] == [
+            (e["type"], e["start"], e["end"]) for e in theirs["entities"]
+        ]
+        assert [e["score"] for e in mine["entities"]] == pytest.approx(
+            [e["score"] for e in theirs["entities"]], abs=2e-4
+        )
     entities = before[0]["entities"]
     assert {(e["type"], e["text"]) for e in entities} >= {("PER", "Anna Schmidt")}
     for e in entities:
@@ -241,7 +263,9 @@ def test_run_directory_loads_in_a_token_classification_pipeline(run, lora_run, c
     words = set(TEXT.split())
     for entity in found:  # whole words, never sub-word fragments
         assert set(TEXT[entity["start"] : entity["end"]].split()) <= words
-    assert [(e["entity_group"], e["start"], e["end"]) for e in found] == [(e["type"], e["start"], e["end"]) for e in ours]
+    assert [(e["entity_group"], e["start"], e["end"]) for e in found] == [
+        (e["type"], e["start"], e["end"]) for e in ours
+    ]
     for theirs, mine in zip(found, ours):
         assert float(theirs["score"]) == pytest.approx(mine["score"], abs=1e-3)
 
@@ -308,7 +332,9 @@ def test_invalid_tag_sequences_are_counted_repaired_or_refused(checkpoints, ner_
     assert recipe.report.splits["train"].notes["invalid_tag_sequences"] == {"rows": 1, "tags": 1}
     assert all(not tags.invalid_positions([recipe.label_names[i] for i in row]) for row in train["labels"])
     with pytest.raises(DataError, match=r"bad.conll.*I- tag that continues no entity.*row 60"):
-        TokenClassification(ner_config(checkpoints["bert"], data, tmp_path / "b", labels={"invalid_tags": "error"})).load_splits()
+        TokenClassification(
+            ner_config(checkpoints["bert"], data, tmp_path / "b", labels={"invalid_tags": "error"})
+        ).load_splits()
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -327,7 +353,10 @@ def test_unknown_tag_in_validation_names_file_row_and_tag(checkpoints, tmp_path)
     rows = make_ner(40)
     dev = make_ner(10, seed=5)
     dev[3] = (dev[3][0], ["B-MISC"] + dev[3][1][1:])
-    data = {"train": write_conll(tmp_path / "train.conll", rows), "validation": write_conll(tmp_path / "dev.conll", dev)}
+    data = {
+        "train": write_conll(tmp_path / "train.conll", rows),
+        "validation": write_conll(tmp_path / "dev.conll", dev),
+    }
     with pytest.raises(DataError, match=r"dev.conll.*row 3 .*tag 'B-MISC', which train does not have"):
         TokenClassification(ner_config(checkpoints["bert"], data, tmp_path / "run")).train()
 
@@ -338,7 +367,9 @@ def test_empty_sentences_are_counted_and_string_columns_refused(checkpoints, tmp
                                             tmp_path / "run"))  # fmt: skip
     recipe.load_splits()
     assert recipe.report.splits["train"].dropped["empty_sentence"] == 3
-    (tmp_path / "s.jsonl").write_text("".join(json.dumps({"tokens": " ".join(w), "ner_tags": t}) + "\n" for w, t in rows))
+    (tmp_path / "s.jsonl").write_text(
+        "".join(json.dumps({"tokens": " ".join(w), "ner_tags": t}) + "\n" for w, t in rows)
+    )
     with pytest.raises(DataError, match="s.jsonl.*'tokens' holds .*list of words"):
         TokenClassification(ner_config(checkpoints["bert"], {"train": tmp_path / "s.jsonl"}, tmp_path / "r2")).train()
 
@@ -350,7 +381,9 @@ def test_integer_tags_need_names(checkpoints, tmp_path):
     path = write_jsonl(tmp_path / "ids.jsonl", ids)
     with pytest.raises(DataError, match="ids.jsonl.*labels.names"):
         TokenClassification(ner_config(checkpoints["bert"], {"train": path}, tmp_path / "a")).train()
-    recipe = TokenClassification(ner_config(checkpoints["bert"], {"train": path}, tmp_path / "b", labels={"names": names}))
+    recipe = TokenClassification(
+        ner_config(checkpoints["bert"], {"train": path}, tmp_path / "b", labels={"names": names})
+    )
     train = recipe.load_splits()["train"]
     assert [recipe.label_names[i] for i in train[0]["labels"]] in [t for _, t in rows]
 
@@ -369,3 +402,76 @@ def test_slow_tokenizer_and_class_weights_are_refused(checkpoints, ner_data, tmp
         TokenClassification(ner_config(slow, ner_data, tmp_path / "run")).train()
     with pytest.raises(ConfigError, match="class_weights"):
         TokenClassification(ner_config(slow, ner_data, tmp_path / "r", regularization={"class_weights": "balanced"}))
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+HFFT = str(Path(sys.executable).parent / "hfft")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def test_killed_run_resumes_to_the_uninterrupted_metrics(checkpoints, ner_data, tmp_path):
+    """Dropout, mention replacement, re-casing and sub-token masking on: every RNG must be restored."""
+    settings = {"save_strategy": "steps", "save_steps": 6, "save_total_limit": 2, "num_train_epochs": 5,
+                "eval_strategy": "no"}  # fmt: skip
+    extra = {"regularization": {"dropout": 0.05}, "tuning": {"method": "full"},
+             "augmentation": {"token_mask_prob": 0.1, "case_change_prob": 0.3, "mention_replace_prob": 0.5}}  # fmt: skip
+    out = tmp_path / "killed"
+    recipe_file = tmp_path / "recipe.yaml"
+    recipe_file.write_text(yaml.safe_dump(ner_config(checkpoints["bert"], ner_data, out, training=settings, **extra)))
+    proc = subprocess.Popen([HFFT, "train", recipe_file], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill_after_first_checkpoint() -> None:
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline and last_checkpoint(out) is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
+    killer.start()
+    reference = TokenClassification(
+        ner_config(checkpoints["bert"], ner_data, tmp_path / "reference", training=settings, **extra)
+    ).train()
+    killer.join()
+    assert not (out / "all_results.json").exists(), "the run finished before it could be killed"
+    assert last_checkpoint(out) is not None
+    resumed = subprocess.run([HFFT, "train", recipe_file, "--resume"], env=ENV, capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((out / "all_results.json").read_text())
+    assert reference["test_f1"] > 0.5
+    for key in ("test_f1", "test_accuracy", "test_loss", "eval_loss", "train_eval_f1"):
+        assert metrics[key] == pytest.approx(reference[key], rel=1e-4, abs=1e-5), key
+
+
+def test_two_processes_evaluate_every_word_once(checkpoints, ner_data, tmp_path):
+    common = {"tuning": {"method": "full"}, "training": {"num_train_epochs": 3}}
+    one = ner_config(checkpoints["bert"], ner_data, tmp_path / "one", **common)
+    two = ner_config(checkpoints["bert"], ner_data, tmp_path / "two", **common)
+    two["training"]["per_device_train_batch_size"] = 8  # same global batch: 2 x 8
+    for config, extra in ((one, []), (two, ["--num-processes", "2"])):
+        path = tmp_path / f"{Path(config['training']['output_dir']).name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {**ENV, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([HFFT, "train", path, *extra], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    first, second = (json.loads((tmp_path / n / "all_results.json").read_text()) for n in ("one", "two"))
+    assert second["world_size"] == 2
+    words = sum(len(w) for w, _ in conll_sentences(ner_data["validation"]))
+    assert first["eval_words"] == second["eval_words"] == words  # windows gathered once, none repeated
+    assert first["test_f1"] > 0.8 and second["test_f1"] > 0.8  # both learn (data order differs under DDP)
+
+
+def test_cli_predicts_spans_and_evaluates_conll(lora_run, ner_data, tmp_path):
+    _, metrics, out = lora_run
+    done = subprocess.run([HFFT, "predict", out, TEXT], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["input"] == TEXT and {"type", "text", "start", "end", "score"} <= set(result["entities"][0])
+    done = subprocess.run([HFFT, "evaluate", out, "--data", ner_data["test"]], env=ENV, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    evaluated = json.loads(done.stdout[done.stdout.index("{") :])
+    assert evaluated["eval_f1"] == pytest.approx(metrics["test_f1"], abs=1e-6)

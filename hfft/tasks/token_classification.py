@@ -189,14 +189,16 @@ class TokenClassification(Recipe):
                     "labels.invalid_tags: repair to read them as B- tags."
                 )
             action = "repaired to B-" if self.config.labels.invalid_tags == "repair" else "kept"
-            logger.warning("%s: %d rows have I- tags that continue no entity (%s), %s", role, len(invalid), example, action)
+            logger.warning(
+                "%s: %d rows have I- tags that continue no entity (%s), %s", role, len(invalid), example, action
+            )
             if self.config.labels.invalid_tags == "repair":
                 sequences = [bio.repair(tags) for tags in sequences]
         return sequences
 
     @staticmethod
     def tag_set(sequences: list[list[str]]) -> list[str]:
-        """"O" first, then B-X and I-X of every type (both, so the model can begin and continue any entity)."""
+        """ "O" first, then B-X and I-X of every type (both, so the model can begin and continue any entity)."""
         seen = {t for tags in sequences for t in tags}
         types = sorted({bio.split_tag(t)[1] for t in seen if bio.split_tag(t)[0] in ("B", "I")})
         plain = sorted(t for t in seen if bio.split_tag(t)[0] not in ("B", "I", "O"))
@@ -237,7 +239,9 @@ class TokenClassification(Recipe):
     def continuation_ids(self) -> list[int]:
         """For each tag id, the id a word's later sub-tokens get (B-X -> I-X) with labels.label_all_subtokens."""
         lookup = {name: i for i, name in enumerate(self.label_names)}
-        return [lookup.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(self.label_names)]
+        return [
+            lookup.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(self.label_names)
+        ]
 
     def preprocess_targets(self, batch: dict[str, list], encoded: dict[str, list], split: str) -> dict[str, list]:
         """Token `labels`: the word's tag at its first sub-token (train with labels.label_all_subtokens: at
@@ -248,7 +252,9 @@ class TokenClassification(Recipe):
         every = self.config.labels.label_all_subtokens and split == "train"
         continuation = self.continuation_ids
         labels, window_labels = [], []
-        for s, first, (lo, hi), word_ids in zip(encoded["sentence"], encoded["first"], encoded["owned"], encoded["word_ids"]):
+        for s, first, (lo, hi), word_ids in zip(
+            encoded["sentence"], encoded["first"], encoded["owned"], encoded["word_ids"]
+        ):
             sentence = batch["labels"][s]
             n = max(hi, max(word_ids) + 1)
             words = [sentence[first + w] if lo <= w < hi else IGNORED for w in range(n)]
@@ -368,13 +374,18 @@ class TokenClassification(Recipe):
         device = next(self.model.parameters()).device
         collate = self.collator()
         for start in range(0, len(encoded["input_ids"]), batch_size):
-            rows = [{k: encoded[k][i] for k in encoded} for i in range(start, min(start + batch_size, len(encoded["input_ids"])))]
+            rows = [
+                {k: encoded[k][i] for k in encoded}
+                for i in range(start, min(start + batch_size, len(encoded["input_ids"])))
+            ]
             batch = {k: v.to(device) for k, v in collate(rows).items()}
             with torch.no_grad():
                 window_probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu().numpy()
             for row, p in zip(rows, window_probs):
                 lo, hi = row["owned"]
-                left = len(p) - len(row["word_ids"]) if getattr(self.processor, "padding_side", "right") == "left" else 0
+                left = (
+                    len(p) - len(row["word_ids"]) if getattr(self.processor, "padding_side", "right") == "left" else 0
+                )
                 seen = set()
                 for position, w in enumerate(row["word_ids"]):
                     if w >= 0 and w not in seen and lo <= w < hi:
@@ -418,7 +429,9 @@ class TokenClassification(Recipe):
             (out / "entity_report.md").write_text(markdown_report(reports))
             lines.append("- entity precision/recall/F1 per type (seqeval default and strict): `entity_report.md`")
         if "eval" in self.predictions:
-            gold, predicted = self.word_sequences(self.predictions["eval"].predictions, self.predictions["eval"].label_ids)
+            gold, predicted = self.word_sequences(
+                self.predictions["eval"].predictions, self.predictions["eval"].label_ids
+            )
             types, truth, guess = type_confusion(gold, predicted)
             plots.confusion_matrix(guess, truth, types, out / "entity_confusion.png",
                                    title="Entity type of each validation word (true vs predicted)")  # fmt: skip

@@ -4,6 +4,7 @@ word-level augmentation and corruptions that keep each word's target in place.""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,15 +218,21 @@ class WordsModality(TextModality):
         sentences, labels = [], []
         for words, word_labels in zip(batch[self.columns["input"]], batch["word_labels"]):
             words, word_labels = self.augment_words(list(words), list(word_labels), rng)
-            sentences.append(change_case(words, aug.case_change_prob, rng))
+            sentences.append(change_case(words, aug.case_change_prob, rng) if self.cased else words)
             labels.append(word_labels)
         encoded = self.encode_words(sentences, split_long=False)
         out = {**encoded, **self.preprocess_targets({"labels": labels}, encoded, "train")}
         return super().train_transform(out) if aug.token_mask_prob > 0 else out
 
+    @functools.cached_property
+    def cased(self) -> bool:
+        """Whether the tokenizer keeps case (re-casing is a no-op for an uncased one, e.g. MiniLM's)."""
+        ids = self.processor(["Word", "word"], add_special_tokens=False)["input_ids"]
+        return ids[0] != ids[1]
+
     def has_train_transform(self) -> bool:
         aug = self.config.augmentation
-        return aug.token_mask_prob > 0 or aug.case_change_prob > 0 or aug.mention_replace_prob > 0
+        return aug.token_mask_prob > 0 or aug.mention_replace_prob > 0 or (aug.case_change_prob > 0 and self.cased)
 
     def collator(self) -> Any:
         return WordsCollator(self.processor, self.collate_targets)
