@@ -35,15 +35,16 @@ class InferenceMixin:
                 results.extend(self.format_predictions(self.model(**batch).logits))
         return results
 
-    def evaluate(self, data_spec: str | None = None, batch_size: int = 64) -> dict[str, float]:
+    def evaluate(self, data_spec: str | None = None, batch_size: int | None = None) -> dict[str, float]:
         """Metrics of the trained model on a dataset (default: the configured test, else validation)."""
         spec = data_spec or self.config.data.test or self.config.data.validation
         if spec is None:
             raise DataError("evaluate() needs data: pass a dataset path (no test/validation in the config).")
         return self.evaluate_dataset(self.load_labelled(spec, "evaluate"), batch_size)
 
-    def evaluate_dataset(self, dataset: Any, batch_size: int = 64) -> dict[str, float]:
-        """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return)."""
+    def evaluate_dataset(self, dataset: Any, batch_size: int | None = None) -> dict[str, float]:
+        """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return);
+        ``batch_size`` None: the run's evaluation batch size."""
         import transformers
 
         from hfft import perf
@@ -53,12 +54,14 @@ class InferenceMixin:
         settings = {
             **self.training_defaults(),  # e.g. generation-based evaluation
             "output_dir": str(self.output_dir / "evaluate"),
-            "per_device_eval_batch_size": batch_size,
+            "per_device_eval_batch_size": batch_size or trained["per_device_eval_batch_size"],
             "report_to": "none",
             "remove_unused_columns": False,
             "use_cpu": self._use_cpu(),
-            "bf16": bool(trained.get("bf16")),  # evaluation in the run's precision: the same metrics again
+            # the run's precision and batch order (length-sorted batches pad alike): the same metrics again
+            "bf16": bool(trained.get("bf16")),
             "fp16": bool(trained.get("fp16")),
+            **{k: trained[k] for k in ("train_sampling_strategy", "length_column_name") if k in trained},
         }
         args = getattr(transformers, self.training_arguments_class)(**settings)
         args.hfft_chose_bf16 = settings["bf16"] and "bf16" not in self.config.training  # see hfft.perf

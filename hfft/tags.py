@@ -16,7 +16,8 @@ from hfft.errors import DataError
 
 PREFIXES = frozenset("BIESLU")  # chunk prefixes; "O" is the outside tag
 SCHEMES = ("IOB2", "IOB1", "IO", "BIOES", "BILOU", "plain")
-WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
+# URLs, then @handles / #hashtags and words (inner apostrophes and hyphens kept), then any other mark alone
+WORD_RE = re.compile(r"https?://\S+|www\.\S+|[@#]?\w+(?:['’\-]\w+)*|[^\w\s]")
 EXCERPT_CHARS = 30
 
 
@@ -163,8 +164,9 @@ def entity_spans(tags: list[str]) -> list[tuple[int, int, str]]:
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Words of ``text`` as (word, start, end_exclusive) character offsets.
 
-    A word is a run of word characters, keeping inner apostrophes and hyphens ("don't", "New-York");
-    every other non-space character (punctuation) is a word of its own.
+    A word is a run of word characters, keeping inner apostrophes and hyphens ("don't", "New-York"); URLs,
+    @handles and #hashtags are one word each (as tweet corpora such as WNUT tokenise them); every other
+    non-space character (punctuation) is a word of its own.
     """
     return [(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(text)]
 

@@ -74,7 +74,11 @@ def corpus() -> list[str]:
 
 
 def _config(kind: str, vocab_size: int, **ids: int):
+    """A tiny config of ``kind``; seeds torch so that the model built from it is the same in every session."""
+    import torch
     from transformers import BertConfig, RobertaConfig, XLMRobertaConfig
+
+    torch.manual_seed(0)
 
     cls = {"bert": BertConfig, "roberta": RobertaConfig, "xlmr": XLMRobertaConfig}[kind]
     return cls(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -208,15 +208,17 @@ def test_seqeval_strict_and_default_modes_are_both_reported():
 @pytest.fixture(scope="module")
 def lora_run(checkpoints, ner_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ner-lora") / "run"
-    config = ner_config(checkpoints["bert"], ner_data, out, tuning={"method": "lora", "lora": {"r": 8, "alpha": 16}},
-                        training={"learning_rate": 3e-2, "num_train_epochs": 10})  # fmt: skip
+    # LoRA on every linear layer: the tiny model's weights are random, so adapting attention alone learns slowly
+    lora = {"r": 8, "alpha": 16, "target_modules": ["query", "key", "value", "dense"]}
+    config = ner_config(checkpoints["bert"], ner_data, out, tuning={"method": "lora", "lora": lora},
+                        training={"learning_rate": 2e-2, "num_train_epochs": 12})  # fmt: skip
     recipe = TokenClassification(config)
     return recipe, recipe.train(), out
 
 
 def test_lora_run_learns_entities_and_writes_its_reports(lora_run, ner_data):
     recipe, metrics, out = lora_run
-    assert metrics["test_f1"] > 0.5 and metrics["eval_f1"] > 0.3, metrics  # all-O baseline: 0
+    assert metrics["test_f1"] > 0.6 and metrics["eval_f1"] > 0.4, metrics  # all-O baseline: 0
     assert metrics["test_majority_baseline_accuracy"] < metrics["test_accuracy"]
     assert {"f1_PER", "f1_LOC", "f1_ORG"} <= {k[len("test_") :] for k in metrics if k.startswith("test_f1_")}
     report = json.loads((out / "entity_report.json").read_text())
@@ -475,3 +477,31 @@ def test_cli_predicts_spans_and_evaluates_conll(lora_run, ner_data, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     evaluated = json.loads(done.stdout[done.stdout.index("{") :])
     assert evaluated["eval_f1"] == pytest.approx(metrics["test_f1"], abs=1e-6)
+
+
+def test_hub_style_dataset_with_classlabel_tags(checkpoints, tmp_path):
+    """A saved `datasets` dataset as the Hub's conll2003/wnut_17 ship: `tokens` + `ner_tags` of ClassLabel ids,
+    with a `pos_tags` column beside (the tag column is named to choose)."""
+    import datasets
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    tag_list = getattr(datasets, "List", datasets.Sequence)
+    features = datasets.Features({"tokens": tag_list(datasets.Value("string")),
+                                  "ner_tags": tag_list(datasets.ClassLabel(names=names)),
+                                  "pos_tags": tag_list(datasets.Value("int32"))})  # fmt: skip
+
+    def split(rows):
+        return datasets.Dataset.from_dict(
+            {"tokens": [w for w, _ in rows], "ner_tags": [[names.index(t) for t in ts] for _, ts in rows],
+             "pos_tags": [[0] * len(w) for w, _ in rows]}, features=features)  # fmt: skip
+
+    rows = make_ner(80, seed=6)
+    datasets.DatasetDict({"train": split(rows[:60]), "validation": split(rows[60:])}).save_to_disk(tmp_path / "hub")
+    with pytest.raises(DataError, match="ner_tags, pos_tags could each be 'data.label_column'"):
+        TokenClassification(ner_config(checkpoints["bert"], {"train": tmp_path / "hub"}, tmp_path / "a")).load_splits()
+    config = ner_config(checkpoints["bert"], {"train": tmp_path / "hub"}, tmp_path / "b")
+    config["data"]["label_column"] = "ner_tags"
+    recipe = TokenClassification(config)
+    splits = recipe.load_splits()
+    assert recipe.label_names == names and len(splits["validation"]) == 20
+    assert [names[i] for i in splits["validation"][0]["labels"]] == rows[60][1]

@@ -164,7 +164,8 @@ class TokenClassification(Recipe):
         for role, ds in splits.items():
             sequences = self.to_iob2(tags[role], ds["source_row"], role, where[role])
             if learn and role == "train":
-                self.label_names = self.tag_set(sequences)
+                named = self.tag_names(ds, where[role]) if self.scheme in ("IOB2", "plain") else None
+                self.label_names = self.tag_set(sequences, named)
                 self.build_mention_bank(ds[self.columns["input"]], sequences)
             encoded[role] = self.encode_tags(ds, sequences, role, where[role])
         return encoded
@@ -197,12 +198,17 @@ class TokenClassification(Recipe):
         return sequences
 
     @staticmethod
-    def tag_set(sequences: list[list[str]]) -> list[str]:
-        """ "O" first, then B-X and I-X of every type (both, so the model can begin and continue any entity)."""
-        seen = {t for tags in sequences for t in tags}
+    def tag_set(sequences: list[list[str]], names: list[str] | None = None) -> list[str]:
+        """The data's own tag names in their order (ClassLabel or labels.names, when kept as they are), else "O"
+        first, then B-X and I-X of every type; B-X and I-X always both, so the model can begin and continue any
+        entity."""
+        seen = {t for tags in sequences for t in tags} | set(names or [])
         types = sorted({bio.split_tag(t)[1] for t in seen if bio.split_tag(t)[0] in ("B", "I")})
         plain = sorted(t for t in seen if bio.split_tag(t)[0] not in ("B", "I", "O"))
-        return ["O"] * ("O" in seen or bool(types)) + [f"{p}-{k}" for k in types for p in ("B", "I")] + plain
+        ordered = ["O"] * ("O" in seen or bool(types)) + [f"{p}-{k}" for k in types for p in ("B", "I")] + plain
+        if names is None:
+            return ordered
+        return list(dict.fromkeys(names)) + [t for t in ordered if t not in names]
 
     def encode_tags(self, dataset: Any, sequences: list[list[str]], role: str, where: str) -> Any:
         lookup = {name: i for i, name in enumerate(self.label_names)}
