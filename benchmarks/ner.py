@@ -17,20 +17,18 @@ assets-ner). Writes benchmarks/results/<stamp>-ner[-quick].{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from asr import cpu_flags, heavy_others, process_cpu  # noqa: E402
 from common import ROOT  # noqa: E402
-from run import cores, cpu_busy_seconds, cpu_name, worker_env  # noqa: E402
+from grid import heavy_others, machine_meta, process_cpu, run_grid  # noqa: E402
+from run import cpu_busy_seconds, worker_env  # noqa: E402
 
 RECIPES = {method: ROOT / "recipes" / "text" / f"wnut16-minilm-{method}.yaml" for method in ("lora", "full")}
 DATA = ROOT / "data" / "wnut16"
@@ -152,47 +150,8 @@ def main() -> None:
     if not all((DATA / f"{split}.conll").is_file() for split in ("train", "dev", "test")):
         raise SystemExit(f"{DATA} is missing: run `make assets-ner` (or recipes/text/prepare_wnut16.py) first.")
 
-    import torch
-    import transformers
-
-    from hfft.perf import native_cpu_bf16
-
-    bf16 = native_cpu_bf16()
-    started = time.time()
-    meta: dict[str, Any] = {
-        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "cpu": cpu_name(),
-        "cores": cores(),
-        "native_bf16": bf16,
-        "bf16_flags": cpu_flags(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "train_samples": args.train_samples,
-        "epochs": args.epochs,
-        "eval_samples": args.eval_samples,
-        "precisions": {
-            "default": "hfft default (bf16 autocast)" if bf16 else "hfft default (float32)",
-            "fp32": "float32",
-        },
-    }
-    print(f"machine: {meta['cpu']}, {meta['cores']} cores, native bf16 {bf16}; load {os.getloadavg()}", flush=True)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="hfft-ner-bench-") as work:
-        for method in args.methods.split(","):
-            for precision in args.precisions.split(","):
-                rows.append(run_variant(method, precision, args, Path(work)))
-                r = rows[-1]
-                print(f"[{time.time() - started:5.0f}s] {method}/{precision}: " + json.dumps(r)[:400], flush=True)
-    meta["duration_s"] = round(time.time() - started)
-    out = Path(args.results)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + "-ner" + ("-quick" if args.quick else "")
-    (out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
-    report = markdown(meta, rows)
-    (out / f"{stamp}.md").write_text(report)
-    print("\n" + report + f"\nresults: {out / stamp}.json / .md")
-    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+    meta = machine_meta(args, train_samples=args.train_samples, epochs=args.epochs, eval_samples=args.eval_samples)
+    run_grid("ner", args, meta, run_variant, markdown)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import os
 import random
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +105,23 @@ def text_config(model: Path, data: dict[str, Path], out: Path, **extra) -> dict:
     for key, value in extra.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     return config
+
+
+def kill_at_first_checkpoint(command: list, out: Path, env: dict) -> threading.Thread:
+    """Start ``command`` (an `hfft train` writing to ``out``) and SIGKILL it as soon as its first checkpoint
+    exists; the killing happens in the returned (started) thread, so the caller can run the uninterrupted
+    reference meanwhile and then ``join()`` it."""
+    from hfft.resume import last_checkpoint
+
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill() -> None:
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline and last_checkpoint(out) is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    killer = threading.Thread(target=kill, daemon=True)
+    killer.start()
+    return killer

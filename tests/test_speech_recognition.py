@@ -6,11 +6,8 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import jiwer
@@ -18,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from asr_fixtures import make_speech_folder, save_tiny_wav2vec2_ctc, save_tiny_whisper_asr
+from conftest import kill_at_first_checkpoint
 
 from hfft import SpeechRecognition
 from hfft.errors import ConfigError, DataError
@@ -223,17 +221,7 @@ def test_killed_ctc_run_resumes_to_the_same_final_wer(tiny_ctc, speech, tmp_path
     out = tmp_path / "killed"
     recipe_file = tmp_path / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump(ctc_config(tiny_ctc, speech, out, training=settings)))
-    proc = subprocess.Popen([HFFT, "train", recipe_file], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def kill_after_first_checkpoint() -> None:  # step 10 of 150
-        deadline = time.time() + 300
-        while proc.poll() is None and time.time() < deadline and last_checkpoint(out) is None:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-    killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
-    killer.start()
+    killer = kill_at_first_checkpoint([HFFT, "train", recipe_file], out, ENV)
     # Meanwhile, the uninterrupted reference run, in this process.
     reference = SpeechRecognition(ctc_config(tiny_ctc, speech, tmp_path / "reference", training=settings)).train()
     killer.join()

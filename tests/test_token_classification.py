@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import kill_at_first_checkpoint
 from ner_fixtures import (
     long_sentence,
     make_ner,
@@ -422,17 +420,7 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(checkpoints, ner_data, 
     out = tmp_path / "killed"
     recipe_file = tmp_path / "recipe.yaml"
     recipe_file.write_text(yaml.safe_dump(ner_config(checkpoints["bert"], ner_data, out, training=settings, **extra)))
-    proc = subprocess.Popen([HFFT, "train", recipe_file], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def kill_after_first_checkpoint() -> None:
-        deadline = time.time() + 300
-        while proc.poll() is None and time.time() < deadline and last_checkpoint(out) is None:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-    killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
-    killer.start()
+    killer = kill_at_first_checkpoint([HFFT, "train", recipe_file], out, ENV)
     reference = TokenClassification(
         ner_config(checkpoints["bert"], ner_data, tmp_path / "reference", training=settings, **extra)
     ).train()

@@ -1,0 +1,113 @@
+"""Shared by the per-task benchmarks (asr.py, ner.py): this CPU's bf16 flags, other processes' load while a
+variant runs, the machine header of a results file, and the loop that runs a grid of variants and writes
+benchmarks/results/<stamp>-<name>[-quick].{json,md}."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import cores, cpu_name  # noqa: E402
+
+HEAVY = 0.25  # cores: another process busier than this during a run is listed
+
+
+def cpu_flags() -> list[str]:
+    """The native-bf16 flags of this CPU (/proc/cpuinfo)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+
+
+def process_cpu() -> dict[int, tuple[str, int, float]]:
+    """Command line, parent pid and CPU seconds (user + system) of every process now running, except this one."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (name[:60] or "?", int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def heavy_others(
+    first: dict[int, float], seen: dict[int, tuple[str, int, float]], child: int, seconds: float
+) -> list[str]:
+    """Other processes (not the run nor its children) that kept more than HEAVY cores busy during the run, from
+    snapshots taken every 2 s (processes that start and end between two snapshots are missed)."""
+    busy = [
+        (pid, name, (cpu - first.get(pid, 0.0)) / seconds)
+        for pid, (name, ppid, cpu) in seen.items()
+        if child not in (pid, ppid)
+    ]
+    return [f"{name} (pid {pid}): {load:.2f} cores" for pid, name, load in busy if load > HEAVY]
+
+
+def machine_meta(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
+    """The machine, versions, command and run ``settings`` of a results file."""
+    import torch
+    import transformers
+
+    from hfft.perf import native_cpu_bf16
+
+    bf16 = native_cpu_bf16()
+    return {
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu_name(),
+        "cores": cores(),
+        "native_bf16": bf16,
+        "bf16_flags": cpu_flags(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        **settings,
+        "precisions": {
+            "default": "hfft default (bf16 autocast)" if bf16 else "hfft default (float32)",
+            "fp32": "float32",
+        },
+    }
+
+
+def run_grid(
+    name: str,
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    run_variant: Callable[[str, str, argparse.Namespace, Path], dict[str, Any]],
+    markdown: Callable[[dict[str, Any], list[dict[str, Any]]], str],
+) -> None:
+    """Every method x precision of ``args``, one after the other; writes the JSON and Markdown results and
+    exits non-zero when a variant failed."""
+    started = time.time()
+    print(f"machine: {meta['cpu']}, {meta['cores']} cores, native bf16 {meta['native_bf16']}; "
+          f"load {os.getloadavg()}", flush=True)  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory(prefix=f"hfft-{name}-bench-") as work:
+        for method in args.methods.split(","):
+            for precision in args.precisions.split(","):
+                rows.append(run_variant(method, precision, args, Path(work)))
+                print(
+                    f"[{time.time() - started:5.0f}s] {method}/{precision}: " + json.dumps(rows[-1])[:400], flush=True
+                )
+    meta["duration_s"] = round(time.time() - started)
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{name}" + ("-quick" if args.quick else "")
+    (out / f"{stamp}.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+    report = markdown(meta, rows)
+    (out / f"{stamp}.md").write_text(report)
+    print("\n" + report + f"\nresults: {out / stamp}.json / .md")
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
