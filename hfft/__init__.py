@@ -17,6 +17,7 @@ _RECIPES = {
     "AudioClassification": "audio-classification",
     "SpeechRecognition": "speech-recognition",
     "TokenClassification": "token-classification",
+    "ObjectDetection": "object-detection",
 }
 __all__ = [*_LAZY, *_RECIPES, "load_recipe"]
 

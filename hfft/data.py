@@ -25,6 +25,7 @@ VALIDATION_NAMES = ("validation", "valid", "val", "dev")
 FOLDER_LOADERS = {
     "audiofolder": "hfft.modalities.audio.io:load_audio_folder",
     "conll": "hfft.conll:load_conll_folder",
+    "boxes": "hfft.voc:load_voc_folder",  # Pascal VOC XML; other folders: datasets' imagefolder (metadata.jsonl)
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -72,7 +73,7 @@ def load_source(
     check_source(spec, key)
     path = Path(spec)
     try:
-        if folder_builder == "imagefolder" and path.is_file() and path.suffix.lower() == ".json":
+        if folder_builder in ("imagefolder", "boxes") and path.is_file() and path.suffix.lower() == ".json":
             from hfft.coco import is_coco_file, load_coco
 
             if is_coco_file(path):

@@ -16,11 +16,13 @@ MODALITIES = {
     "image": "hfft.modalities.image.modality:ImageModality",
     "audio": "hfft.modalities.audio.modality:AudioModality",
     "words": "hfft.modalities.text.words:WordsModality",  # text split into words (token-level tasks)
+    "boxes": "hfft.modalities.image.boxes:BoxesModality",  # images with object boxes (detection)
 }
 TASKS = {
     "classification": "hfft.tasks.classification:Classification",
     "speech-recognition": "hfft.tasks.speech_recognition:SpeechRecognition",
     "token-classification": "hfft.tasks.token_classification:TokenClassification",
+    "object-detection": "hfft.tasks.object_detection:ObjectDetection",
 }
 RECIPES = {  # the `task:` names of configs -> (modality, task)
     "text-classification": ("text", "classification"),
@@ -28,6 +30,7 @@ RECIPES = {  # the `task:` names of configs -> (modality, task)
     "audio-classification": ("audio", "classification"),
     "speech-recognition": ("audio", "speech-recognition"),
     "token-classification": ("words", "token-classification"),
+    "object-detection": ("boxes", "object-detection"),
 }
 
 

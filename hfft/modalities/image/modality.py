@@ -122,9 +122,12 @@ class ImageModality(Recipe):
                 "set preprocessing.image_size."
             )
         self.input_size: tuple[int, int] = shapes.pop()
-        self.pipeline = build_pipeline(
-            self.config.augmentation, self.input_size, CV2_INTERPOLATION.get(getattr(processor, "resample", 2), 1)
-        )
+        self.pipeline = self.build_augmentation()
+
+    def build_augmentation(self) -> Any:
+        """The train-only albumentations pipeline, at the model's input size."""
+        interpolation = CV2_INTERPOLATION.get(getattr(self.processor, "resample", 2), 1)
+        return build_pipeline(self.config.augmentation, self.input_size, interpolation)
 
     def normalise(self, images: list[np.ndarray], kwargs: dict[str, Any]) -> Any:
         """The processor's resize/crop (as set by ``kwargs``), rescale and normalisation -> a float tensor."""
