@@ -20,6 +20,11 @@ HEAD_NAMES = ("classifier", "pre_classifier", "score", "projector", "head", "fc"
 # the head. Conv nets adapt their pointwise/regular convolutions (peft LoRA supports nn.Conv2d), never the
 # depthwise ones.
 LORA_TARGETS = {
+    # detection: attention projections only (the class and box heads train in full, see tasks/object_detection.py)
+    "detr": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "conditional_detr": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "rt_detr": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "yolos": ["query", "key", "value"],
     "bert": ["query", "key", "value"],
     "roberta": ["query", "key", "value"],
     "xlm-roberta": ["query", "key", "value"],

@@ -196,6 +196,11 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     def split_off_validation(self, train: Any) -> tuple[Any, Any]:
         """A seeded split of train, stratified by the task's `stratify_column` when every class has 2+ rows."""
         size = self.config.data.validation_size
+        if len(train) * size < 1 or len(train) * (1 - size) < 1:
+            raise DataError(
+                f"data.train has {len(train)} rows after cleaning: too few to hold out data.validation_size={size} "
+                "of them for validation. Give data.validation, or more training rows."
+            )
         try:
             parts = train.train_test_split(
                 test_size=size, seed=self.config.seed, stratify_by_column=self.stratify_column

@@ -22,7 +22,9 @@ def make_shapes(root: Path, n: int, seed: int = 0, size: int = 64, empty_every: 
     root.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for i in range(n):
-        pixels = np.full((size, size, 3), 200, np.uint8) + np.random.default_rng(seed * 1000 + i).integers(0, 20, (size, size, 3), dtype=np.uint8)
+        pixels = np.full((size, size, 3), 200, np.uint8) + np.random.default_rng(seed * 1000 + i).integers(
+            0, 20, (size, size, 3), dtype=np.uint8
+        )
         count = 0 if empty_every and i % empty_every == empty_every - 1 else rng.randint(1, 2)
         for _ in range(count):
             category = rng.choice(list(COLOURS))
@@ -70,7 +72,7 @@ def save_tiny_rtdetr(path: Path, size: int = 64) -> Path:
     config = RTDetrConfig(backbone_config=backbone, use_pretrained_backbone=False, encoder_in_channels=[32, 48, 64],
                           encoder_hidden_dim=32, encoder_ffn_dim=64, d_model=32, decoder_ffn_dim=64, decoder_layers=1,
                           num_queries=10, decoder_attention_heads=2, encoder_attention_heads=2, num_labels=2,
-                          num_denoising=5)  # fmt: skip
+                          num_denoising=5, decoder_in_channels=[32, 32, 32])  # fmt: skip
     return _save(RTDetrForObjectDetection(config), _processor("rtdetr", size), path)
 
 

@@ -36,6 +36,11 @@ class DetectionLabels:
         0.5, "predict: keep boxes scoring at least this (mAP is computed over every score, threshold 0)."
     )
     max_detections: int = option(100, "Detections per image kept for mAP and predict (COCO's 100).")
+    untrained_baseline: bool = option(
+        True,
+        "Before training, evaluate the model as loaded (its new class and box heads untrained) on validation and "
+        "test: `eval_untrained_map`, ...: the floor fine-tuning is measured against.",
+    )
 
 
 class ObjectDetection(Recipe):
@@ -160,6 +165,19 @@ class ObjectDetection(Recipe):
         # metrics from each batch's kept detections: evaluation memory stays flat on large sets
         return {"batch_eval_metrics": True, "per_device_eval_batch_size": 8}
 
+    def pretrained_metrics(self, trainer: Any, encoded: dict[str, Any]) -> dict[str, float]:
+        """mAP of the model before training (labels.untrained_baseline), on validation and test."""
+        if not self.config.labels.untrained_baseline:
+            return {}
+        metrics = {}
+        for split, prefix in (("validation", "eval"), ("test", "test")):
+            if split in encoded:
+                output = trainer.predict(
+                    self.with_eval_transform(encoded[split]), metric_key_prefix=f"{prefix}_untrained"
+                )
+                metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("runtime", "per_second"))})
+        return metrics
+
     # ------------------------------------------------------------------ detections and metrics
 
     def detections(self, outputs: Any, sizes: Any, threshold: float = 0.0) -> list[dict[str, Any]]:
@@ -195,7 +213,9 @@ class ObjectDetection(Recipe):
 
         if self._evaluator is None:
             self._evaluator = DetectionEvaluator(self.class_names, self.config.labels.max_detections)
-        rows = np.asarray(eval_pred.predictions.cpu() if hasattr(eval_pred.predictions, "cpu") else eval_pred.predictions)
+        rows = np.asarray(
+            eval_pred.predictions.cpu() if hasattr(eval_pred.predictions, "cpu") else eval_pred.predictions
+        )
         sizes, targets, found = [], [], []
         for row, target in zip(rows, eval_pred.label_ids):
             height, width = (int(v) for v in target["orig_size"])

@@ -146,7 +146,9 @@ class BoxesModality(ImageModality):
             out = self.pipeline(image=image, bboxes=np.asarray(target["bbox"], np.float32).reshape(-1, 4),
                                     category=list(target["category"]))  # fmt: skip
             images.append(out["image"])
-            objects.append({"bbox": np.asarray(out["bboxes"]).reshape(-1, 4).tolist(), "category": list(out["category"])})
+            objects.append(
+                {"bbox": np.asarray(out["bboxes"]).reshape(-1, 4).tolist(), "category": list(out["category"])}
+            )
         return self.encode_batch(images, objects)
 
     def collator(self) -> Any:
