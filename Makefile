@@ -5,6 +5,7 @@
 #   make demo-multilabel-text / make demo-multilabel-image   multi-label: debtags (MiniLM), COCO collages (EfficientNet)
 #   make demo-asr   speech recognition: Whisper tiny.en + LoRA on real Asterisk prompts (zero-shot vs fine-tuned WER)
 #   make demo-ner / make demo-ner-full   named entities in tweets: MiniLM (LoRA / full) on WNUT-2016 (entity F1)
+#   make demo-detection   object detection: RT-DETR from random weights on COCO-format collages (mAP vs untrained)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,6 +13,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
+.PHONY: assets-detection demo-detection demo-detection-voc
 .PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image demo-asr demo-asr-full test lint \
 	assets-text assets-asr minilm fashion-mnist
 .PHONY: demo-ner demo-ner-full assets-ner
@@ -93,6 +95,25 @@ demo-ner: assets-ner
 demo-ner-full: assets-ner
 	$(BIN)/hfft train recipes/text/wnut16-minilm-full.yaml overwrite=true
 	$(BIN)/hfft evaluate runs/wnut16-minilm-full --data data/wnut16/test.conll
+
+# Object detection: a small RT-DETR trained from random weights on COCO-format Fashion-MNIST collages (no
+# pretrained detector installs offline), then the real aerial tree boxes of the deepforest wheel (Pascal VOC XML).
+assets-detection: install fashion-mnist
+	$(BIN)/python recipes/image/prepare_fashion_collage.py --out data/fashion-collage
+	$(BIN)/python recipes/image/make_rtdetr_scratch.py --out data/rtdetr-scratch --size 96
+
+demo-detection: assets-detection
+	$(BIN)/hfft train recipes/image/fashion-collage-rtdetr-scratch.yaml overwrite=true
+	$(BIN)/hfft evaluate runs/fashion-collage-rtdetr --data data/fashion-collage/annotations/instances_test.json
+
+demo-detection-voc: install
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('deepforest') is None)" \
+		|| $(BIN)/pip install -q --no-deps deepforest
+	@mkdir -p data/deepforest-trees && cd "$$($(BIN)/python -c "import importlib.util as u; \
+		print(u.find_spec('deepforest').submodule_search_locations[0])")/data" && \
+		cp *.xml *.png *.tif $(CURDIR)/data/deepforest-trees/
+	$(BIN)/python recipes/image/make_rtdetr_scratch.py --out data/rtdetr-scratch-trees --size 256
+	$(BIN)/hfft train recipes/image/deepforest-voc-rtdetr-scratch.yaml overwrite=true
 
 test: install
 	$(BIN)/python -m pytest -q tests

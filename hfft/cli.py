@@ -115,9 +115,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix in INPUT_FILES and not Path(args.inputs[0]).is_file():
         raise HfftError(f"Input file '{args.inputs[0]}' does not exist.")
     recipe = load_run(args.run_dir)
+    if args.threshold is not None or args.draw is not None:
+        if not hasattr(recipe, "draw_boxes"):
+            raise HfftError(
+                f"--threshold and --draw apply to object-detection runs; '{args.run_dir}' is {recipe.task}."
+            )
+        if args.threshold is not None:
+            recipe.config.labels.score_threshold = args.threshold
     inputs = read_inputs(args.inputs, recipe.columns.get("input"))
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for item, result in zip(inputs, recipe.predict(inputs)):
+        if args.draw is not None:
+            result["drawn"] = str(recipe.draw_boxes(item, result["boxes"], Path(args.draw)))
         out.write(json.dumps({"input": item if isinstance(item, str) else str(item), **result}) + "\n")
     if args.output:
         out.close()
@@ -228,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir")
     predict.add_argument("inputs", nargs="+", help="inputs, or one .txt/.jsonl/.csv file of them")
     predict.add_argument("--output", "-o", default=None, help="write JSONL here instead of stdout")
+    predict.add_argument("--threshold", type=float, default=None, help="detection: keep boxes scoring at least this")
+    predict.add_argument("--draw", default=None, metavar="DIR", help="detection: also write each image with its boxes")
     predict.set_defaults(func=cmd_predict)
     export = sub.add_parser("export", help="merge LoRA into a standalone save_pretrained model")
     export.add_argument("run_dir")

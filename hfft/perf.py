@@ -214,7 +214,10 @@ def _trainer_class(base_name: str) -> type:
             """Evaluation in the channels-last layout too (see `_channels_last`), then back to the default one.
             (7) Predictions are gathered across processes with `gather_for_metrics` also under Seq2SeqTrainer
             (which switches to plain `gather`, keeping the samples repeated to even out the last batch)."""
-            self.gather_function = self.accelerator.gather_for_metrics
+            # One process: nothing to gather, and gather_for_metrics would cut every tensor of the last batch to
+            # the batch's sample count, also tensors of per-sample targets such as a detection image's boxes.
+            single = self.accelerator.num_processes == 1
+            self.gather_function = (lambda tensors: tensors) if single else self.accelerator.gather_for_metrics
             with contextlib.ExitStack() as stack:
                 if self._channels_last() and not channels_last(self.model):
                     self.model.to(memory_format=torch.channels_last)

@@ -285,3 +285,21 @@ def test_missing_image_unknown_category_and_malformed_files_are_named(models, sh
             det_config(models["detr"], {"train": shapes["train"], "validation": other}, tmp_path / "c")
         ).train()
     assert not (tmp_path / "c").exists()
+
+
+def test_every_box_of_the_last_batch_is_scored(models, tmp_path):
+    """Images with more boxes than the last batch has images (gather_for_metrics would cut them)."""
+    path = make_shapes(tmp_path / "many", 3, seed=5, empty_every=0)
+    coco = json.loads(path.read_text())
+    coco["annotations"] = [
+        {"id": 10 * i + k + 1, "image_id": i + 1, "category_id": 3 if k % 2 else 7, "bbox": [2 + 10 * k, 5, 8, 8],
+         "area": 64, "iscrowd": 0}
+        for i in range(3) for k in range(6)
+    ]  # fmt: skip
+    path.write_text(json.dumps(coco))
+    recipe = ObjectDetection(det_config(models["detr"], {"train": path, "validation": path}, tmp_path / "run"))
+    splits = recipe.load_splits()
+    recipe.processor = recipe.load_processor(str(models["detr"]))
+    recipe.model = GoldDetector(len(recipe.class_names))
+    metrics = recipe.evaluate_dataset(splits["validation"], batch_size=2)
+    assert metrics["eval_boxes"] == 18 and metrics["eval_map"] == pytest.approx(1.0)

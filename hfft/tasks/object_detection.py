@@ -262,6 +262,23 @@ class ObjectDetection(Recipe):
                 ]})  # fmt: skip
         return results
 
+    def draw_boxes(self, image: Any, boxes: list[dict[str, Any]], out_dir: Path) -> Path:
+        """``image`` (a path) with ``boxes`` (as `predict` returns them) drawn and labelled, saved as
+        ``out_dir/<name>.png``."""
+        from PIL import ImageDraw
+
+        from hfft.modalities.image.io import open_image
+
+        canvas = open_image(image).convert("RGB")
+        draw = ImageDraw.Draw(canvas)
+        for box in boxes:
+            draw.rectangle(box["box"], outline=(255, 40, 40), width=max(1, round(min(canvas.size) / 150)))
+            draw.text((box["box"][0] + 2, box["box"][1] + 1), f"{box['label']} {box['score']:.2f}", fill=(255, 40, 40))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{Path(str(image)).stem}.png"
+        canvas.save(path)
+        return path
+
     def task_info(self) -> dict[str, Any]:
         return {"labels": self.class_names}
 

@@ -1,0 +1,179 @@
+"""hfft's object-detection recipe (a small RT-DETR on Fashion-MNIST collages): speed, memory and COCO mAP per variant.
+
+    python benchmarks/detection.py --quick                 # 200 train / 100 eval collages, 1 epoch
+    python benchmarks/detection.py                         # 600 train / 200 eval collages, 2 epochs
+    python benchmarks/detection.py --methods freeze --precisions default --train-samples 100
+
+Each variant is one `hfft train recipes/image/fashion-collage-rtdetr-scratch.yaml ...` process (peak RSS from
+wait4): `--epochs` (2; quick 1) on a seeded subset of train (data.max_train_samples), no per-epoch validation or
+checkpoint inside Trainer's timed loop and no untrained-model baseline pass; the recipe keeps its learning rate
+(1e-3), batch size and bbox-safe augmentation. Methods: `full` (every weight) and `freeze` (backbone frozen;
+encoder, decoder and heads train). A seeded subset of validation and test (data.max_eval_samples) is evaluated
+once after training; test COCO mAP (AP@[.5:.95]) and mAP@50 are recorded. The model trains FROM RANDOM
+WEIGHTS (data/rtdetr-scratch, 6.1M parameters), so mAP after 1-2 epochs is low: this is a speed and memory
+benchmark, not a quality one. Precision: hfft's default or training.bf16=false; on CPU hfft keeps
+convolution-heavy models such as this RT-DETR in float32 even where it would pick bf16 autocast, so the two
+usually match there. Every row records the 1-minute load average before / after and the CPU time other
+processes used meanwhile. Needs data/rtdetr-scratch and data/fashion-collage (make assets-detection). Writes
+benchmarks/results/<stamp>-detection[-quick].{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT  # noqa: E402
+from grid import heavy_others, machine_meta, process_cpu, run_grid  # noqa: E402
+from run import cpu_busy_seconds, worker_env  # noqa: E402
+
+RECIPE = ROOT / "recipes" / "image" / "fashion-collage-rtdetr-scratch.yaml"
+MODEL = ROOT / "data" / "rtdetr-scratch"
+DATA = ROOT / "data" / "fashion-collage"
+METRICS = (
+    "train_samples_per_second",
+    "eval_samples_per_second",
+    "test_samples_per_second",
+    "test_map",
+    "test_map_50",
+    "test_map_75",
+    "eval_map",
+    "train_loss",
+)
+
+
+def overrides(method: str, precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """The dotted overrides of one variant on top of the shipped recipe."""
+    items = [
+        f"training.output_dir={out_dir}",
+        f"training.num_train_epochs={args.epochs}",
+        "training.eval_strategy='no'",  # quoted: YAML reads a bare no as false
+        "training.save_strategy='no'",
+        "labels.untrained_baseline=false",
+        f"seed={args.seed}",
+        "overwrite=true",
+        f"data.max_train_samples={args.train_samples}",
+        f"data.max_eval_samples={args.eval_samples}",
+        f"tuning.method={method}",
+    ]
+    return items + (["training.bf16=false"] if precision == "fp32" else [])
+
+
+def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One `hfft train` process: its metrics, peak RSS, wall time, and the machine's load around it."""
+    out_dir, log = work / f"{method}-{precision}", work / f"{method}-{precision}.log"
+    extra = overrides(method, precision, args, out_dir)
+    cmd = [sys.executable, "-m", "hfft", "train", str(RECIPE), *extra]
+    seen = process_cpu()
+    first = {pid: cpu for pid, (_, _, cpu) in seen.items()}
+    load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(), stdout=log_file, stderr=subprocess.STDOUT)
+        polls = 0
+        while not (done := os.wait4(proc.pid, os.WNOHANG))[0]:  # wait4: the child's own peak RSS
+            if time.time() > started + args.timeout:
+                proc.kill()
+                done = os.wait4(proc.pid, 0)
+                break
+            polls += 1
+            if polls % 4 == 0:
+                seen.update(process_cpu())
+            time.sleep(0.5)
+    seen.update(process_cpu())
+    _, status, usage = done
+    wall = time.time() - started
+    row: dict[str, Any] = {"method": method, "precision": precision, "ok": False, "wall_s": round(wall, 1)}
+    results = out_dir / "all_results.json"
+    if os.waitstatus_to_exitcode(status) == 0 and results.is_file():
+        metrics = json.loads(results.read_text())
+        row.update({k: metrics.get(k) for k in METRICS}, ok=True, hfft_wall_time_s=metrics.get("wall_time_s"))
+    else:
+        row["error"] = log.read_text()[-2000:]
+        print(f"  {method}/{precision} FAILED (see {log}):\n{row['error'][-800:]}", flush=True)
+    own = usage.ru_utime + usage.ru_stime
+    row.update(
+        peak_rss_mb=round(usage.ru_maxrss / 1024),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own) / max(wall, 1e-6)), 2),
+        heavy_processes=heavy_others(first, seen, proc.pid, wall),
+        command=" ".join(["hfft", "train", str(RECIPE.relative_to(ROOT)), *extra]),
+    )
+    return row
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The results as a small Markdown report."""
+    lines = [
+        f"# hfft object-detection benchmark, {meta['date']}",
+        "",
+        f"Machine: {meta['cpu']}, {meta['cores']} cores; native bf16: {meta['native_bf16']} "
+        f"(flags: {', '.join(meta['bf16_flags']) or 'none'}); torch {meta['torch']}, transformers "
+        f"{meta['transformers']}. Command: `{meta['command']}` ({meta['duration_s']} s). Data: Fashion-MNIST "
+        f"collages (96x96, COCO boxes, 10 classes), {meta['train_samples']} train collages (seeded), "
+        f"{meta['eval_samples']} validation / test collages, {meta['epochs']} epoch(s), RT-DETR (6.1M parameters) "
+        "from random weights, lr 1e-3: mAP after so few epochs is low, the rows compare speed and memory.",
+        "",
+        "| method | precision | train samples/s | eval samples/s | test samples/s | wall s | peak RSS MB "
+        "| test mAP | test mAP@50 | load 1 min before → after | other procs' busy cores | heavy processes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        keys = ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second")
+        speed = " | ".join(f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in keys)
+        quality = " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("test_map", "test_map_50"))
+        lines.append(
+            f"| {r['method']} | {meta['precisions'][r['precision']]} | {speed} | {r['wall_s']} | {r['peak_rss_mb']} "
+            f"| {quality} | {r['load_before']} → {r['load_after']} | {r['other_cores_busy']} "
+            f"| {'; '.join(r['heavy_processes']) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def default_precision(meta: dict[str, Any]) -> str:
+    """What hfft's default precision means for this model: on CPU, convolution-heavy models stay in float32
+    where hfft would otherwise choose bf16 autocast (hfft.perf.float32_for_cnns)."""
+    if not meta["native_bf16"]:
+        return meta["precisions"]["default"]
+    from transformers import AutoModelForObjectDetection
+
+    from hfft.perf import convolutional
+
+    if convolutional(AutoModelForObjectDetection.from_pretrained(MODEL)):
+        return "hfft default (float32: convolution-heavy model)"
+    return meta["precisions"]["default"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="200 train / 100 eval collages, 1 epoch")
+    parser.add_argument("--train-samples", type=int, help="data.max_train_samples (default 600, quick 200)")
+    parser.add_argument("--epochs", type=int, help="training.num_train_epochs (default 2, quick 1)")
+    parser.add_argument("--eval-samples", type=int, help="data.max_eval_samples (default 200, quick 100)")
+    parser.add_argument("--methods", default="full,freeze", help="comma-separated: full,freeze")
+    parser.add_argument("--precisions", default="default,fp32", help="comma-separated: default (hfft's), fp32")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    args.train_samples = args.train_samples or (200 if args.quick else 600)
+    args.eval_samples = args.eval_samples or (100 if args.quick else 200)
+    args.epochs = args.epochs or (1 if args.quick else 2)
+    annotations = [DATA / "annotations" / f"instances_{split}.json" for split in ("train", "val", "test")]
+    if not (MODEL / "config.json").is_file() or not all(path.is_file() for path in annotations):
+        raise SystemExit(f"{MODEL} or {DATA} is missing: run `make assets-detection` first.")
+
+    meta = machine_meta(args, train_samples=args.train_samples, epochs=args.epochs, eval_samples=args.eval_samples)
+    meta["precisions"]["default"] = default_precision(meta)
+    run_grid("detection", args, meta, run_variant, markdown)
+
+
+if __name__ == "__main__":
+    main()
