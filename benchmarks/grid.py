@@ -8,6 +8,7 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import cores, cpu_name  # noqa: E402
+from common import ROOT  # noqa: E402
+from run import cores, cpu_busy_seconds, cpu_name, worker_env  # noqa: E402
 
 HEAVY = 0.25  # cores: another process busier than this during a run is listed
 
@@ -55,6 +57,52 @@ def heavy_others(
         if child not in (pid, ppid)
     ]
     return [f"{name} (pid {pid}): {load:.2f} cores" for pid, name, load in busy if load > HEAVY]
+
+
+def run_train(
+    recipe: Path, overrides: list[str], metric_keys: tuple[str, ...], label: dict[str, str], timeout: float, log: Path
+) -> dict[str, Any]:
+    """One `hfft train RECIPE OVERRIDES` process: ``metric_keys`` of its all_results.json (the run's output_dir is
+    the last `training.output_dir=` override), peak RSS (wait4), wall time, and the machine's load around it;
+    ``label`` (e.g. method and precision) starts the row."""
+    out_dir = Path(next(o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("training.output_dir=")))
+    cmd = [sys.executable, "-m", "hfft", "train", str(recipe), *overrides]
+    seen = process_cpu()
+    first = {pid: cpu for pid, (_, _, cpu) in seen.items()}
+    load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(), stdout=log_file, stderr=subprocess.STDOUT)
+        polls = 0
+        while not (done := os.wait4(proc.pid, os.WNOHANG))[0]:  # wait4: the child's own peak RSS
+            if time.time() > started + timeout:
+                proc.kill()
+                done = os.wait4(proc.pid, 0)
+                break
+            polls += 1
+            if polls % 4 == 0:
+                seen.update(process_cpu())
+            time.sleep(0.5)
+    seen.update(process_cpu())
+    _, status, usage = done
+    wall = time.time() - started
+    row: dict[str, Any] = {**label, "ok": False, "wall_s": round(wall, 1)}
+    results = out_dir / "all_results.json"
+    if os.waitstatus_to_exitcode(status) == 0 and results.is_file():
+        metrics = json.loads(results.read_text())
+        row.update({k: metrics.get(k) for k in metric_keys}, ok=True, hfft_wall_time_s=metrics.get("wall_time_s"))
+    else:
+        row["error"] = log.read_text()[-2000:]
+        print(f"  {'/'.join(label.values())} FAILED (see {log}):\n{row['error'][-800:]}", flush=True)
+    own = usage.ru_utime + usage.ru_stime
+    row.update(
+        peak_rss_mb=round(usage.ru_maxrss / 1024),
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own) / max(wall, 1e-6)), 2),
+        heavy_processes=heavy_others(first, seen, proc.pid, wall),
+        command=" ".join(["hfft", "train", str(Path(recipe).relative_to(ROOT)), *overrides]),
+    )
+    return row
 
 
 def machine_meta(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:

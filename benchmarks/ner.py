@@ -17,18 +17,13 @@ assets-ner). Writes benchmarks/results/<stamp>-ner[-quick].{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import heavy_others, machine_meta, process_cpu, run_grid  # noqa: E402
-from run import cpu_busy_seconds, worker_env  # noqa: E402
+from grid import machine_meta, run_grid, run_train  # noqa: E402
 
 RECIPES = {method: ROOT / "recipes" / "text" / f"wnut16-minilm-{method}.yaml" for method in ("lora", "full")}
 DATA = ROOT / "data" / "wnut16"
@@ -64,46 +59,11 @@ def overrides(precision: str, args: argparse.Namespace, out_dir: Path) -> list[s
 
 
 def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """One `hfft train` process: its metrics, peak RSS, wall time, and the machine's load around it."""
-    out_dir, log = work / f"{method}-{precision}", work / f"{method}-{precision}.log"
-    recipe, extra = RECIPES[method], overrides(precision, args, out_dir)
-    cmd = [sys.executable, "-m", "hfft", "train", str(recipe), *extra]
-    seen = process_cpu()
-    first = {pid: cpu for pid, (_, _, cpu) in seen.items()}
-    load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
-    with open(log, "w") as log_file:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(), stdout=log_file, stderr=subprocess.STDOUT)
-        polls = 0
-        while not (done := os.wait4(proc.pid, os.WNOHANG))[0]:  # wait4: the child's own peak RSS
-            if time.time() > started + args.timeout:
-                proc.kill()
-                done = os.wait4(proc.pid, 0)
-                break
-            polls += 1
-            if polls % 4 == 0:
-                seen.update(process_cpu())
-            time.sleep(0.5)
-    seen.update(process_cpu())
-    _, status, usage = done
-    wall = time.time() - started
-    row: dict[str, Any] = {"method": method, "precision": precision, "ok": False, "wall_s": round(wall, 1)}
-    results = out_dir / "all_results.json"
-    if os.waitstatus_to_exitcode(status) == 0 and results.is_file():
-        metrics = json.loads(results.read_text())
-        row.update({k: metrics.get(k) for k in METRICS}, ok=True, hfft_wall_time_s=metrics.get("wall_time_s"))
-    else:
-        row["error"] = log.read_text()[-2000:]
-        print(f"  {method}/{precision} FAILED (see {log}):\n{row['error'][-800:]}", flush=True)
-    own = usage.ru_utime + usage.ru_stime
-    row.update(
-        peak_rss_mb=round(usage.ru_maxrss / 1024),
-        load_before=round(load_before, 2),
-        load_after=round(os.getloadavg()[0], 2),
-        other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own) / max(wall, 1e-6)), 2),
-        heavy_processes=heavy_others(first, seen, proc.pid, wall),
-        command=" ".join(["hfft", "train", str(recipe.relative_to(ROOT)), *extra]),
-    )
-    return row
+    """One `hfft train` process (see grid.run_train)."""
+    out_dir = work / f"{method}-{precision}"
+    label = {"method": method, "precision": precision}
+    return run_train(RECIPES[method], overrides(precision, args, out_dir), METRICS, label, args.timeout,
+                     work / f"{method}-{precision}.log")  # fmt: skip
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:

@@ -85,7 +85,8 @@ class TuningConfig:
     method: Literal["lora", "full", "freeze"] = option(
         "lora",
         "`lora`: adapters + head; `full`: every weight; `freeze`: only the task head (speech recognition: Whisper's "
-        "decoder with the encoder frozen, or a CTC lm_head).",
+        "decoder with the encoder frozen, or a CTC lm_head; detection: all but the backbone). Default: lora "
+        "(object detection: full).",
     )
     lora: LoraSection = field(default_factory=LoraSection, metadata={"help": "LoRA settings (method: lora)."})
     head_learning_rate: float | None = option(
@@ -319,6 +320,9 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RecipeConfig:
     if "task" not in raw:
         raise ConfigError(f"{source} has no 'task' key (e.g. task: text-classification).")
     recipe_cls = resolve_task(raw["task"])
+    tuning = raw.get("tuning") if isinstance(raw.get("tuning"), dict) else None
+    if raw.get("tuning") is None or (tuning is not None and "method" not in tuning):  # the task's default method
+        raw["tuning"] = {**(tuning or {}), "method": recipe_cls.default_tuning_method}
     task_sections = {
         "labels": recipe_cls.Labels,
         "preprocessing": recipe_cls.Preprocessing,

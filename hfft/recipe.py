@@ -47,6 +47,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     default_clip_seconds: ClassVar[float] = 5.0  # task: audio clip length when preprocessing.max_duration is None
     train_eval_rows: ClassVar[int] = 500  # rows of train re-evaluated without augmentation (generalisation gap)
     splits_rows: ClassVar[bool] = False  # modality: preprocessing may turn one row into several (windows)
+    default_tuning_method: ClassVar[str] = "lora"  # task: tuning.method when the config does not set it
 
     def __init__(self, config: RecipeConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is None or isinstance(config, dict):

@@ -125,3 +125,18 @@ def kill_at_first_checkpoint(command: list, out: Path, env: dict) -> threading.T
     killer = threading.Thread(target=kill, daemon=True)
     killer.start()
     return killer
+
+
+def resume_killed(killer: threading.Thread, command: list, out: Path, env: dict) -> dict:
+    """After ``kill_at_first_checkpoint``: check the run was killed mid-way, resume it (``command`` + --resume)
+    and return its final metrics."""
+    import json
+
+    from hfft.resume import last_checkpoint
+
+    killer.join()
+    assert not (out / "all_results.json").exists(), "the run finished before it could be killed"
+    assert last_checkpoint(out) is not None
+    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return json.loads((out / "all_results.json").read_text())

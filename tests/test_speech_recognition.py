@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import yaml
 from asr_fixtures import make_speech_folder, save_tiny_wav2vec2_ctc, save_tiny_whisper_asr
-from conftest import kill_at_first_checkpoint
+from conftest import kill_at_first_checkpoint, resume_killed
 
 from hfft import SpeechRecognition
 from hfft.errors import ConfigError, DataError
 from hfft.outputs import load_run
-from hfft.resume import last_checkpoint
 from hfft.transcripts import english_normalizer, speech_metrics, write_ctc_tokenizer
 
 HFFT = shutil.which("hfft") or str(Path(sys.executable).parent / "hfft")
@@ -224,13 +223,7 @@ def test_killed_ctc_run_resumes_to_the_same_final_wer(tiny_ctc, speech, tmp_path
     killer = kill_at_first_checkpoint([HFFT, "train", recipe_file], out, ENV)
     # Meanwhile, the uninterrupted reference run, in this process.
     reference = SpeechRecognition(ctc_config(tiny_ctc, speech, tmp_path / "reference", training=settings)).train()
-    killer.join()
-    assert not (out / "all_results.json").exists(), "the run finished before it could be killed"
-    assert last_checkpoint(out) is not None
-    resumed = subprocess.run([HFFT, "train", recipe_file, "--resume"], env=ENV, capture_output=True, text=True,
-                             timeout=300)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    metrics = json.loads((out / "all_results.json").read_text())
+    metrics = resume_killed(killer, [HFFT, "train", recipe_file], out, ENV)
     assert reference["test_wer"] < 0.9  # it learned something: equal numbers mean something
     for key in ("test_wer", "test_cer", "test_loss", "train_eval_wer"):
         assert metrics[key] == pytest.approx(reference[key], rel=1e-4, abs=1e-5), key

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import kill_at_first_checkpoint
+from conftest import kill_at_first_checkpoint, resume_killed
 from ner_fixtures import (
     long_sentence,
     make_ner,
@@ -28,7 +28,6 @@ from hfft import TokenClassification, tags
 from hfft.errors import ConfigError, DataError, ModelError
 from hfft.metrics_tokens import entity_metrics
 from hfft.outputs import load_run
-from hfft.resume import last_checkpoint
 
 SAVERS = {"bert": save_tiny_bert, "roberta": save_tiny_roberta, "xlmr": save_tiny_xlmr}
 TEXT = "yesterday Anna Schmidt flew to New York for work ."
@@ -424,13 +423,7 @@ def test_killed_run_resumes_to_the_uninterrupted_metrics(checkpoints, ner_data, 
     reference = TokenClassification(
         ner_config(checkpoints["bert"], ner_data, tmp_path / "reference", training=settings, **extra)
     ).train()
-    killer.join()
-    assert not (out / "all_results.json").exists(), "the run finished before it could be killed"
-    assert last_checkpoint(out) is not None
-    resumed = subprocess.run([HFFT, "train", recipe_file, "--resume"], env=ENV, capture_output=True, text=True,
-                             timeout=300)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    metrics = json.loads((out / "all_results.json").read_text())
+    metrics = resume_killed(killer, [HFFT, "train", recipe_file], out, ENV)
     assert reference["test_f1"] > 0.5
     for key in ("test_f1", "test_accuracy", "test_loss", "eval_loss", "train_eval_f1"):
         assert metrics[key] == pytest.approx(reference[key], rel=1e-4, abs=1e-5), key

@@ -53,6 +53,7 @@ class ObjectDetection(Recipe):
     greater_is_better = True
     robustness_metrics = ("map", "map_50")
     train_eval_rows = 100  # images re-evaluated for the generalisation gap
+    default_tuning_method = "full"  # LoRA on detectors is experimental (attention projections + heads)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
