@@ -9,6 +9,7 @@ itself lives only here.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -197,7 +198,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     def split_off_validation(self, train: Any) -> tuple[Any, Any]:
         """A seeded split of train, stratified by the task's `stratify_column` when every class has 2+ rows."""
         size = self.config.data.validation_size
-        if len(train) * size < 1 or len(train) * (1 - size) < 1:
+        if math.ceil(len(train) * size) >= len(train):  # datasets rounds the held-out part up
             raise DataError(
                 f"data.train has {len(train)} rows after cleaning: too few to hold out data.validation_size={size} "
                 "of them for validation. Give data.validation, or more training rows."
