@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import machine_meta, run_grid, run_train  # noqa: E402
+from grid import add_grid_arguments, machine_meta, run_grid, run_train, table_row  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "audio" / "asterisk-whisper-tiny-lora.yaml"
 LEARNING_RATE = {"lora": "1e-3", "full": "1e-5"}
@@ -77,13 +77,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        nums = [r.get(k) for k in ("train_samples_per_second", "test_samples_per_second")]
-        speed = " | ".join(f"{v:.2f}" if v is not None else "–" for v in nums)
-        quality = " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("test_wer", "test_cer"))
         lines.append(
-            f"| {r['method']} | {meta['precisions'][r['precision']]} | {speed} | {r['wall_s']} | {r['peak_rss_mb']} "
-            f"| {quality} | {r['load_before']} → {r['load_after']} | {r['other_cores_busy']} "
-            f"| {'; '.join(r['heavy_processes']) or 'none'} |"
+            table_row(r, meta, ("train_samples_per_second", "test_samples_per_second"), ("test_wer", "test_cer"), 2)
         )
     return "\n".join(lines) + "\n"
 
@@ -93,11 +88,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="16 train / 8 eval clips")
     parser.add_argument("--train-samples", type=int, help="data.max_train_samples (default 64, quick 16)")
     parser.add_argument("--eval-samples", type=int, help="data.max_eval_samples (default 16, quick 8)")
-    parser.add_argument("--methods", default="lora,full", help="comma-separated: lora,full")
-    parser.add_argument("--precisions", default="default,fp32", help="comma-separated: default (hfft's), fp32")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    add_grid_arguments(parser, "lora,full", 900)
     args = parser.parse_args()
     args.train_samples = args.train_samples or (16 if args.quick else 64)
     args.eval_samples = args.eval_samples or (8 if args.quick else 16)

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import machine_meta, run_grid, run_train  # noqa: E402
+from grid import add_grid_arguments, machine_meta, run_grid, run_train, table_row  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "image" / "fashion-collage-rtdetr-scratch.yaml"
 MODEL = ROOT / "data" / "rtdetr-scratch"
@@ -86,13 +86,14 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        keys = ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second")
-        speed = " | ".join(f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in keys)
-        quality = " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("test_map", "test_map_50"))
         lines.append(
-            f"| {r['method']} | {meta['precisions'][r['precision']]} | {speed} | {r['wall_s']} | {r['peak_rss_mb']} "
-            f"| {quality} | {r['load_before']} → {r['load_after']} | {r['other_cores_busy']} "
-            f"| {'; '.join(r['heavy_processes']) or 'none'} |"
+            table_row(
+                r,
+                meta,
+                ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second"),
+                ("test_map", "test_map_50"),
+                1,
+            )
         )
     return "\n".join(lines) + "\n"
 
@@ -117,11 +118,7 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, help="data.max_train_samples (default 600, quick 200)")
     parser.add_argument("--epochs", type=int, help="training.num_train_epochs (default 2, quick 1)")
     parser.add_argument("--eval-samples", type=int, help="data.max_eval_samples (default 200, quick 100)")
-    parser.add_argument("--methods", default="full,freeze", help="comma-separated: full,freeze")
-    parser.add_argument("--precisions", default="default,fp32", help="comma-separated: default (hfft's), fp32")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds before a run is killed")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    add_grid_arguments(parser, "full,freeze", 1800)
     args = parser.parse_args()
     args.train_samples = args.train_samples or (200 if args.quick else 600)
     args.eval_samples = args.eval_samples or (100 if args.quick else 200)

@@ -105,6 +105,32 @@ def run_train(
     return row
 
 
+def add_grid_arguments(parser: argparse.ArgumentParser, methods: str, timeout: float) -> None:
+    """The options every per-task benchmark shares: which variants, seed, timeout, where results go."""
+    parser.add_argument("--methods", default=methods, help=f"comma-separated: {methods}")
+    parser.add_argument("--precisions", default="default,fp32", help="comma-separated: default (hfft's), fp32")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds before a run is killed")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+
+
+def table_row(
+    row: dict[str, Any],
+    meta: dict[str, Any],
+    speed_keys: tuple[str, ...],
+    quality_keys: tuple[str, ...],
+    digits: int = 1,
+) -> str:
+    """One Markdown results row: method, precision, speeds, wall, peak RSS, quality, and the load around it."""
+    speed = " | ".join(f"{row[k]:.{digits}f}" if row.get(k) is not None else "–" for k in speed_keys)
+    quality = " | ".join(f"{row[k]:.3f}" if row.get(k) is not None else "–" for k in quality_keys)
+    return (
+        f"| {row['method']} | {meta['precisions'][row['precision']]} | {speed} | {row['wall_s']} | {row['peak_rss_mb']} "
+        f"| {quality} | {row['load_before']} → {row['load_after']} | {row['other_cores_busy']} "
+        f"| {'; '.join(row['heavy_processes']) or 'none'} |"
+    )
+
+
 def machine_meta(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
     """The machine, versions, command and run ``settings`` of a results file."""
     import torch

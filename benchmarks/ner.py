@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import machine_meta, run_grid, run_train  # noqa: E402
+from grid import add_grid_arguments, machine_meta, run_grid, run_train, table_row  # noqa: E402
 
 RECIPES = {method: ROOT / "recipes" / "text" / f"wnut16-minilm-{method}.yaml" for method in ("lora", "full")}
 DATA = ROOT / "data" / "wnut16"
@@ -82,13 +82,14 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        keys = ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second")
-        speed = " | ".join(f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in keys)
-        quality = " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in ("test_f1", "test_f1_strict"))
         lines.append(
-            f"| {r['method']} | {meta['precisions'][r['precision']]} | {speed} | {r['wall_s']} | {r['peak_rss_mb']} "
-            f"| {quality} | {r['load_before']} → {r['load_after']} | {r['other_cores_busy']} "
-            f"| {'; '.join(r['heavy_processes']) or 'none'} |"
+            table_row(
+                r,
+                meta,
+                ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second"),
+                ("test_f1", "test_f1_strict"),
+                1,
+            )
         )
     return "\n".join(lines) + "\n"
 
@@ -99,11 +100,7 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, help="data.max_train_samples (default: all, quick 300)")
     parser.add_argument("--epochs", type=int, help="training.num_train_epochs (default 3, quick 1)")
     parser.add_argument("--eval-samples", type=int, help="data.max_eval_samples (default: all 231)")
-    parser.add_argument("--methods", default="lora,full", help="comma-separated: lora,full")
-    parser.add_argument("--precisions", default="default,fp32", help="comma-separated: default (hfft's), fp32")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    add_grid_arguments(parser, "lora,full", 900)
     args = parser.parse_args()
     args.train_samples = args.train_samples or (300 if args.quick else None)  # None: every tweet
     args.epochs = args.epochs or (1 if args.quick else 3)
