@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import add_grid_arguments, machine_meta, run_grid, run_train, table_row  # noqa: E402
+from grid import add_grid_arguments, machine_meta, report, run_grid, run_train  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "audio" / "asterisk-whisper-tiny-lora.yaml"
 LEARNING_RATE = {"lora": "1e-3", "full": "1e-5"}
@@ -64,23 +64,9 @@ def run_variant(method: str, precision: str, args: argparse.Namespace, work: Pat
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The results as a small Markdown report."""
-    lines = [
-        f"# hfft speech-recognition benchmark, {meta['date']}",
-        "",
-        f"Machine: {meta['cpu']}, {meta['cores']} cores; native bf16: {meta['native_bf16']} "
-        f"(flags: {', '.join(meta['bf16_flags']) or 'none'}); torch {meta['torch']}, transformers "
-        f"{meta['transformers']}. Command: `{meta['command']}` ({meta['duration_s']} s). Data: "
-        f"{meta['train_samples']} train / {meta['eval_samples']} eval clips (seeded), 1 epoch, Whisper tiny.en.",
-        "",
-        "| method | precision | train samples/s | test clips/s (generate) | wall s | peak RSS MB | test WER | test CER "
-        "| load 1 min before → after | other procs' busy cores | heavy processes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            table_row(r, meta, ("train_samples_per_second", "test_samples_per_second"), ("test_wer", "test_cer"), 2)
-        )
-    return "\n".join(lines) + "\n"
+    data = f"{meta['train_samples']} train / {meta['eval_samples']} eval clips (seeded), 1 epoch, Whisper tiny.en."
+    speed = {"train_samples_per_second": "train samples/s", "test_samples_per_second": "test clips/s (generate)"}
+    return report(meta, "speech-recognition", data, rows, speed, {"test_wer": "test WER", "test_cer": "test CER"}, 2)
 
 
 def main() -> None:

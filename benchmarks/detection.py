@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import add_grid_arguments, machine_meta, run_grid, run_train, table_row  # noqa: E402
+from grid import add_grid_arguments, machine_meta, report, run_grid, run_train  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "image" / "fashion-collage-rtdetr-scratch.yaml"
 MODEL = ROOT / "data" / "rtdetr-scratch"
@@ -71,31 +71,14 @@ def run_variant(method: str, precision: str, args: argparse.Namespace, work: Pat
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The results as a small Markdown report."""
-    lines = [
-        f"# hfft object-detection benchmark, {meta['date']}",
-        "",
-        f"Machine: {meta['cpu']}, {meta['cores']} cores; native bf16: {meta['native_bf16']} "
-        f"(flags: {', '.join(meta['bf16_flags']) or 'none'}); torch {meta['torch']}, transformers "
-        f"{meta['transformers']}. Command: `{meta['command']}` ({meta['duration_s']} s). Data: Fashion-MNIST "
-        f"collages (96x96, COCO boxes, 10 classes), {meta['train_samples']} train collages (seeded), "
+    data = (
+        f"Fashion-MNIST collages (96x96, COCO boxes, 10 classes), {meta['train_samples']} train collages (seeded), "
         f"{meta['eval_samples']} validation / test collages, {meta['epochs']} epoch(s), RT-DETR (6.1M parameters) "
-        "from random weights, lr 1e-3: mAP after so few epochs is low, the rows compare speed and memory.",
-        "",
-        "| method | precision | train samples/s | eval samples/s | test samples/s | wall s | peak RSS MB "
-        "| test mAP | test mAP@50 | load 1 min before → after | other procs' busy cores | heavy processes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            table_row(
-                r,
-                meta,
-                ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second"),
-                ("test_map", "test_map_50"),
-                1,
-            )
-        )
-    return "\n".join(lines) + "\n"
+        "from random weights, lr 1e-3: mAP after so few epochs is low, the rows compare speed and memory."
+    )
+    speed = {"train_samples_per_second": "train samples/s", "eval_samples_per_second": "eval samples/s",
+             "test_samples_per_second": "test samples/s"}  # fmt: skip
+    return report(meta, "object-detection", data, rows, speed, {"test_map": "test mAP", "test_map_50": "test mAP@50"})
 
 
 def default_precision(meta: dict[str, Any]) -> str:

@@ -114,21 +114,38 @@ def add_grid_arguments(parser: argparse.ArgumentParser, methods: str, timeout: f
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
 
 
-def table_row(
-    row: dict[str, Any],
+def report(
     meta: dict[str, Any],
-    speed_keys: tuple[str, ...],
-    quality_keys: tuple[str, ...],
+    task: str,
+    data: str,
+    rows: list[dict[str, Any]],
+    speed: dict[str, str],
+    quality: dict[str, str],
     digits: int = 1,
 ) -> str:
-    """One Markdown results row: method, precision, speeds, wall, peak RSS, quality, and the load around it."""
-    speed = " | ".join(f"{row[k]:.{digits}f}" if row.get(k) is not None else "–" for k in speed_keys)
-    quality = " | ".join(f"{row[k]:.3f}" if row.get(k) is not None else "–" for k in quality_keys)
-    return (
-        f"| {row['method']} | {meta['precisions'][row['precision']]} | {speed} | {row['wall_s']} | {row['peak_rss_mb']} "
-        f"| {quality} | {row['load_before']} → {row['load_after']} | {row['other_cores_busy']} "
-        f"| {'; '.join(row['heavy_processes']) or 'none'} |"
-    )
+    """A results file as Markdown: the machine (CPU, native bf16) and command, ``data`` (what was trained on),
+    then one row per variant: ``speed`` and ``quality`` map result keys to column titles."""
+    columns = ["method", "precision", *speed.values(), "wall s", "peak RSS MB", *quality.values(),
+               "load 1 min before → after", "other procs' busy cores", "heavy processes"]  # fmt: skip
+    lines = [
+        f"# hfft {task} benchmark, {meta['date']}",
+        "",
+        f"Machine: {meta['cpu']}, {meta['cores']} cores; native bf16: {meta['native_bf16']} "
+        f"(flags: {', '.join(meta['bf16_flags']) or 'none'}); torch {meta['torch']}, transformers "
+        f"{meta['transformers']}. Command: `{meta['command']}` ({meta['duration_s']} s). Data: {data}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
+    ]
+    for r in rows:
+        cells = [f"{r[k]:.{digits}f}" if r.get(k) is not None else "–" for k in speed]
+        scores = [f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in quality]
+        lines.append(
+            f"| {r['method']} | {meta['precisions'][r['precision']]} | {' | '.join(cells)} | {r['wall_s']} "
+            f"| {r['peak_rss_mb']} | {' | '.join(scores)} | {r['load_before']} → {r['load_after']} "
+            f"| {r['other_cores_busy']} | {'; '.join(r['heavy_processes']) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def machine_meta(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import add_grid_arguments, machine_meta, run_grid, run_train, table_row  # noqa: E402
+from grid import add_grid_arguments, machine_meta, report, run_grid, run_train  # noqa: E402
 
 RECIPES = {method: ROOT / "recipes" / "text" / f"wnut16-minilm-{method}.yaml" for method in ("lora", "full")}
 DATA = ROOT / "data" / "wnut16"
@@ -68,30 +68,15 @@ def run_variant(method: str, precision: str, args: argparse.Namespace, work: Pat
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The results as a small Markdown report."""
-    lines = [
-        f"# hfft token-classification benchmark, {meta['date']}",
-        "",
-        f"Machine: {meta['cpu']}, {meta['cores']} cores; native bf16: {meta['native_bf16']} "
-        f"(flags: {', '.join(meta['bf16_flags']) or 'none'}); torch {meta['torch']}, transformers "
-        f"{meta['transformers']}. Command: `{meta['command']}` ({meta['duration_s']} s). Data: WNUT-2016, "
-        f"{meta['train_samples'] or 'all 1,847'} train tweets (seeded), {meta['eval_samples'] or 'all'} validation / test tweets, "
-        f"{meta['epochs']} epoch(s), MiniLM-L6 (LoRA lr 1e-3, full lr 1e-4).",
-        "",
-        "| method | precision | train samples/s | eval samples/s | test samples/s | wall s | peak RSS MB "
-        "| test F1 | test F1 (strict) | load 1 min before → after | other procs' busy cores | heavy processes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            table_row(
-                r,
-                meta,
-                ("train_samples_per_second", "eval_samples_per_second", "test_samples_per_second"),
-                ("test_f1", "test_f1_strict"),
-                1,
-            )
-        )
-    return "\n".join(lines) + "\n"
+    data = (
+        f"WNUT-2016, {meta['train_samples'] or 'all 1,847'} train tweets (seeded), {meta['eval_samples'] or 'all'} "
+        f"validation / test tweets, {meta['epochs']} epoch(s), MiniLM-L6 (LoRA lr 1e-3, full lr 1e-4)."
+    )
+    speed = {"train_samples_per_second": "train samples/s", "eval_samples_per_second": "eval samples/s",
+             "test_samples_per_second": "test samples/s"}  # fmt: skip
+    return report(
+        meta, "token-classification", data, rows, speed, {"test_f1": "test F1", "test_f1_strict": "test F1 (strict)"}
+    )
 
 
 def main() -> None:

@@ -12,28 +12,35 @@ from hfft.errors import DataError
 class InferenceMixin:
     """`from_run`, `predict`, `evaluate` and `evaluate_dataset` for every Recipe."""
 
+    predict_batch_size: int = 32  # inputs per forward pass in `predict`
+
     @classmethod
     def from_run(cls, run_dir: str | Path) -> Any:
         """Load a finished run directory (full model or LoRA adapter) for evaluate/predict/export."""
         return outputs.load_run(run_dir)
 
-    def predict(self, inputs: list[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+    def predict(self, inputs: list[Any], batch_size: int | None = None) -> list[dict[str, Any]]:
         """Predictions for raw inputs (texts, image paths/PIL images, audio paths/arrays), one dict per input
-        as the task formats them (classification: label, score and scores; multi-label: labels and scores)."""
-        import torch
-
+        as the task formats them (classification: label, score and scores; multi-label: labels and scores);
+        ``batch_size`` None: the task's `predict_batch_size`."""
         if self.model is None:
             raise RuntimeError("predict() needs a trained model: call train() or Recipe.from_run(run_dir).")
         self.model.eval()
-        results = []
-        for start in range(0, len(inputs), batch_size):
+        size, results = batch_size or self.predict_batch_size, []
+        for start in range(0, len(inputs), size):
             try:
-                batch = self.prepare_inputs(list(inputs[start : start + batch_size]))
+                results.extend(self.predict_batch(list(inputs[start : start + size])))
             except FileNotFoundError as err:
                 raise DataError(f"predict: input file '{err.filename}' does not exist.") from None
-            with torch.no_grad():
-                results.extend(self.format_predictions(self.model(**batch).logits))
         return results
+
+    def predict_batch(self, inputs: list[Any]) -> list[dict[str, Any]]:
+        """One batch of raw inputs: the modality's `prepare_inputs`, the model, the task's `format_predictions`."""
+        import torch
+
+        batch = self.prepare_inputs(inputs)
+        with torch.no_grad():
+            return self.format_predictions(self.model(**batch).logits)
 
     def evaluate(self, data_spec: str | None = None, batch_size: int | None = None) -> dict[str, float]:
         """Metrics of the trained model on a dataset (default: the configured test, else validation)."""

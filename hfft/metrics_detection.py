@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from hfft.boxes import xyxy_to_xywh
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCOeval's default
 AREA_NAMES = ("all", "small", "medium", "large")  # COCOeval's areaRngLbl order
 
@@ -43,10 +45,21 @@ def _boxes(value: Any, what: str) -> np.ndarray:
     return boxes
 
 
-def _xywh(boxes: np.ndarray) -> np.ndarray:
-    """xyxy -> COCO xywh (negative widths/heights clipped to 0)."""
-    wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0.0, None)
-    return np.concatenate([boxes[:, :2], wh], axis=1)
+def _annotations(
+    boxes: np.ndarray, labels: np.ndarray, image_id: int, first_id: int, scores: np.ndarray | None = None
+) -> list[dict]:
+    """COCO annotation dicts of one image's xyxy boxes (widths/heights below 0 clipped to 0); with ``scores``:
+    detections."""
+    xywh = xyxy_to_xywh(boxes)
+    xywh[:, 2:] = np.clip(xywh[:, 2:], 0.0, None)
+    out = []
+    for k, (box, label) in enumerate(zip(xywh.tolist(), labels.tolist())):
+        ann = {"id": first_id + k, "image_id": image_id, "category_id": label + 1, "bbox": box,
+               "area": box[2] * box[3], "iscrowd": 0}  # fmt: skip
+        if scores is not None:
+            ann["score"] = float(scores[k])
+        out.append(ann)
+    return out
 
 
 def _mean_valid(values: np.ndarray) -> float:
@@ -123,29 +136,8 @@ class DetectionEvaluator:
         for image_id, ((gt_boxes, gt_labels), (dt_boxes, dt_scores, dt_labels)) in enumerate(
             zip(self._gt, self._dt), start=1
         ):
-            for box, label in zip(_xywh(gt_boxes).tolist(), gt_labels.tolist()):
-                gt_anns.append(
-                    {
-                        "id": len(gt_anns) + 1,
-                        "image_id": image_id,
-                        "category_id": label + 1,
-                        "bbox": box,
-                        "area": box[2] * box[3],
-                        "iscrowd": 0,
-                    }
-                )
-            for box, score, label in zip(_xywh(dt_boxes).tolist(), dt_scores.tolist(), dt_labels.tolist()):
-                dt_anns.append(
-                    {
-                        "id": len(dt_anns) + 1,
-                        "image_id": image_id,
-                        "category_id": label + 1,
-                        "bbox": box,
-                        "area": box[2] * box[3],
-                        "score": score,
-                        "iscrowd": 0,
-                    }
-                )
+            gt_anns += _annotations(gt_boxes, gt_labels, image_id, len(gt_anns) + 1)
+            dt_anns += _annotations(dt_boxes, dt_labels, image_id, len(dt_anns) + 1, dt_scores)
         return {"images": images, "categories": categories, "annotations": gt_anns}, dt_anns
 
     def _empty_metrics(self) -> dict[str, float]:

@@ -102,6 +102,11 @@ def text_config(model: Path, data: dict[str, Path], out: Path, **extra) -> dict:
             "eval_strategy": "epoch",
         },
     }
+    return with_sections(config, extra)
+
+
+def with_sections(config: dict, extra: dict) -> dict:
+    """``config`` with ``extra`` applied: a dict value updates that section, anything else replaces the key."""
     for key, value in extra.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     return config

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from conftest import with_sections
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
 SIZE = 32
@@ -92,6 +93,4 @@ def image_config(model: Path, train: Path, out: Path, **extra: dict) -> dict:
             "dataloader_num_workers": 0,
         },
     }
-    for key, value in extra.items():
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    return config
+    return with_sections(config, extra)

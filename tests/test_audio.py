@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 from audio_fixtures import TONES, make_audio_folder, save_tiny_ast, save_tiny_wav2vec2, save_tiny_whisper, tone
+from conftest import with_sections
 
 from hfft import AudioClassification
 from hfft.errors import ConfigError, DataError
@@ -39,9 +40,7 @@ def audio_config(model, train, out, **extra) -> dict:
             "eval_strategy": "no",
         },
     }
-    for key, value in extra.items():
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    return config
+    return with_sections(config, extra)
 
 
 def assert_loss_falls(out, metrics) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import kill_at_first_checkpoint, resume_killed
+from conftest import kill_at_first_checkpoint, resume_killed, with_sections
 from detection_fixtures import make_shapes, save_tiny_detr, save_tiny_rtdetr
 
 from hfft import ObjectDetection
@@ -52,9 +52,7 @@ def det_config(model: Path, data: dict[str, Path], out: Path, **extra) -> dict:
             "report_to": "none",
         },  # fmt: skip
     }
-    for key, value in extra.items():
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    return config
+    return with_sections(config, extra)
 
 
 def prepared(config: dict) -> tuple[ObjectDetection, dict]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from asr_fixtures import make_speech_folder, save_tiny_wav2vec2_ctc, save_tiny_whisper_asr
-from conftest import kill_at_first_checkpoint, resume_killed
+from conftest import kill_at_first_checkpoint, resume_killed, with_sections
 
 from hfft import SpeechRecognition
 from hfft.errors import ConfigError, DataError
@@ -59,9 +59,7 @@ def asr_config(model: Path, speech: Path, out: Path, **extra) -> dict:
             "eval_strategy": "no",
         },
     }
-    for key, value in extra.items():
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    return config
+    return with_sections(config, extra)
 
 
 def ctc_config(model: Path, speech: Path, out: Path, **extra) -> dict:

@@ -54,6 +54,7 @@ class ObjectDetection(Recipe):
     robustness_metrics = ("map", "map_50")
     train_eval_rows = 100  # images re-evaluated for the generalisation gap
     default_tuning_method = "full"  # LoRA on detectors is experimental (attention projections + heads)
+    predict_batch_size = 8
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,12 +102,11 @@ class ObjectDetection(Recipe):
         ids with gaps, sorted); a category of validation/test that train lacks is an error naming the image."""
         column = self.columns["label"]
         named = {role: self.category_names(ds, where[role]) for role, ds in splits.items()}
-
-        def raw(ds: Any, role: str) -> list[list[Any]]:
-            names = named[role]
-            return [[names[c] if names else c for c in objects["category"]] for objects in ds[column]]
-
-        values = {role: raw(ds, role) for role, ds in splits.items()}
+        objects = {role: ds[column] for role, ds in splits.items()}  # each split's column read once
+        values = {
+            role: [[named[role][c] if named[role] else c for c in o["category"]] for o in objects[role]]
+            for role in splits
+        }
         if not self.class_names:
             if named["train"]:
                 self.class_names = list(named["train"])
@@ -118,19 +118,18 @@ class ObjectDetection(Recipe):
         lookup = {name: i for i, name in enumerate(self.class_names)}
         encoded = {}
         for role, ds in splits.items():
-            images = ds[self.columns["input"]]
             for row, categories in enumerate(values[role]):
                 unknown = [c for c in categories if str(c) not in lookup]
                 if unknown:
                     from hfft.modalities.image.io import image_name
 
                     raise DataError(
-                        f"{where[role]}: image {row} ({image_name(images[row])}) has category {unknown[0]!r}, which "
-                        f"train does not have; train's classes: {', '.join(self.class_names)}."
+                        f"{where[role]}: image {row} ({image_name(ds[row][self.columns['input']])}) has category "
+                        f"{unknown[0]!r}, which train does not have; train's classes: {', '.join(self.class_names)}."
                     )
-            ids = [[lookup[str(c)] for c in categories] for categories in values[role]]
-            objects = [{"bbox": o["bbox"], "category": i} for o, i in zip(ds[column], ids)]
-            encoded[role] = ds.remove_columns([column]).add_column(column, objects)
+            rows = [{"bbox": o["bbox"], "category": [lookup[str(c)] for c in categories]}
+                    for o, categories in zip(objects[role], values[role])]  # fmt: skip
+            encoded[role] = ds.remove_columns([column]).add_column(column, rows)
         return encoded
 
     def target_notes(self, dataset: Any) -> dict[str, Any]:
@@ -235,33 +234,24 @@ class ObjectDetection(Recipe):
 
     # ------------------------------------------------------------------ predictions and outputs
 
-    def predict(self, inputs: list[Any], batch_size: int = 8) -> list[dict[str, Any]]:
+    def predict_batch(self, inputs: list[Any]) -> list[dict[str, Any]]:
         """Boxes of images (paths, PIL images or arrays): {"boxes": [{"label", "score", "box": [x1, y1, x2, y2]}]}
         per image, in the image's pixels, scoring at least labels.score_threshold, best first."""
         import torch
 
         from hfft.modalities.image.io import load_image
 
-        if self.model is None:
-            raise RuntimeError("predict() needs a trained model: call train() or Recipe.from_run(run_dir).")
-        self.model.eval()
-        results = []
-        for start in range(0, len(inputs), batch_size):
-            try:
-                images = [load_image(value, self.channels) for value in inputs[start : start + batch_size]]
-            except FileNotFoundError as err:
-                raise DataError(f"predict: input file '{err.filename}' does not exist.") from None
-            pixels = self.normalise(images, self.eval_kwargs).to(next(self.model.parameters()).device)
-            with torch.no_grad():
-                outputs = self.model(pixel_values=pixels)
-            sizes = torch.tensor([image.shape[:2] for image in images])
-            for found in self.detections(outputs, sizes, self.config.labels.score_threshold):
-                results.append({"boxes": [
-                    {"label": self.class_names[int(c)], "score": round(float(s), 4),
-                     "box": [round(float(v), 1) for v in b]}
-                    for b, s, c in zip(found["boxes"], found["scores"], found["labels"])
-                ]})  # fmt: skip
-        return results
+        images = [load_image(value, self.channels) for value in inputs]
+        pixels = self.normalise(images, self.eval_kwargs).to(next(self.model.parameters()).device)
+        with torch.no_grad():
+            outputs = self.model(pixel_values=pixels)
+        sizes = torch.tensor([image.shape[:2] for image in images])
+        return [
+            {"boxes": [{"label": self.class_names[int(c)], "score": round(float(s), 4),
+                        "box": [round(float(v), 1) for v in b]}
+                       for b, s, c in zip(found["boxes"], found["scores"], found["labels"])]}
+            for found in self.detections(outputs, sizes, self.config.labels.score_threshold)
+        ]  # fmt: skip
 
     def draw_boxes(self, image: Any, boxes: list[dict[str, Any]], out_dir: Path) -> Path:
         """``image`` (a path) with ``boxes`` (as `predict` returns them) drawn and labelled, saved as

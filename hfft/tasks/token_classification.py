@@ -365,16 +365,14 @@ class TokenClassification(Recipe):
                 offsets.append([(a, b) for _, a, b in found])
             else:
                 words = [str(w) for w in item]
-                text, spans, at = "", [], 0
+                spans, at = [], 0
                 for w in words:
                     spans.append((at, at + len(w)))
                     at += len(w) + 1
                 texts.append(" ".join(words))
                 sentences.append(words)
                 offsets.append(spans)
-        if self.config.preprocessing.lowercase:
-            sentences = [[w.lower() for w in ws] for ws in sentences]
-        encoded = self.encode_words(sentences)
+        encoded = self.encode_words(self.words(sentences))
         probs = [np.zeros((len(ws), len(self.label_names)), dtype=np.float32) for ws in sentences]
         self.model.eval()
         device = next(self.model.parameters()).device

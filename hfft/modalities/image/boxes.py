@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hfft.cleaning import SplitReport
-from hfft.config import RecipeConfig, option
+from hfft.config import option
 from hfft.errors import ConfigError
 from hfft.modalities.image.modality import CV2_INTERPOLATION, ImageModality
 
@@ -40,12 +40,10 @@ class BoxesModality(ImageModality):
     folder_builder = "boxes"  # COCO JSON files; VOC folders; else datasets' imagefolder (metadata.jsonl `objects`)
     Augmentation = BoxAugmentation
 
+    min_image_size = 32
+
     @classmethod
-    def check_config(cls, config: RecipeConfig) -> None:
-        super(ImageModality, cls).check_config(config)  # the classification augmentation checks do not apply
-        size, aug = config.preprocessing.image_size, config.augmentation
-        if size is not None and size < 32:
-            raise ConfigError(f"'preprocessing.image_size' must be >= 32 pixels for detection, got {size}.")
+    def check_augmentation(cls, aug: BoxAugmentation) -> None:
         for key in ("crop_prob", "blur_prob", "min_visibility", "scale_limit", "color_jitter"):
             if not 0.0 <= getattr(aug, key) <= 1.0:
                 raise ConfigError(f"'augmentation.{key}' must be in [0, 1], got {getattr(aug, key)}.")
@@ -153,12 +151,6 @@ class BoxesModality(ImageModality):
 
     def collator(self) -> Any:
         return BoxCollator()
-
-    def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
-        from hfft.modalities.image.io import load_image
-
-        images = [load_image(value, self.channels) for value in inputs]
-        return {"pixel_values": self.normalise(images, self.eval_kwargs)}
 
 
 class BoxCollator:

@@ -4,7 +4,7 @@ with albumentations for training only and normalised by the checkpoint's image p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -39,14 +39,20 @@ class ImageModality(Recipe):
     folder_builder = "imagefolder"
     Preprocessing = ImagePreprocessing
     Augmentation = ImageAugmentation
+    min_image_size: ClassVar[int] = 8  # preprocessing.image_size bound
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
         super().check_config(config)
         size = config.preprocessing.image_size
-        if size is not None and size < 8:
-            raise ConfigError(f"'preprocessing.image_size' must be >= 8 pixels, got {size}.")
-        _check_augmentation(config.augmentation)
+        if size is not None and size < cls.min_image_size:
+            raise ConfigError(f"'preprocessing.image_size' must be >= {cls.min_image_size} pixels, got {size}.")
+        cls.check_augmentation(config.augmentation)
+
+    @classmethod
+    def check_augmentation(cls, aug: Any) -> None:
+        """The `augmentation:` section's values (the modality's own dataclass)."""
+        _check_augmentation(aug)
 
     # ------------------------------------------------------------------ data
 

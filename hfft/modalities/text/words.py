@@ -102,9 +102,9 @@ class WordsModality(TextModality):
             )
         return tokenizer
 
-    def words(self, batch: dict[str, list]) -> list[list[str]]:
-        words = batch[self.columns["input"]]
-        return [[w.lower() for w in ws] for ws in words] if self.config.preprocessing.lowercase else words
+    def words(self, sentences: list[list[str]]) -> list[list[str]]:
+        """Sentences as the tokenizer gets them (preprocessing.lowercase)."""
+        return [[w.lower() for w in ws] for ws in sentences] if self.config.preprocessing.lowercase else sentences
 
     def check_batch(self, batch: dict[str, list]) -> list[str | None]:
         problems: list[str | None] = []
@@ -192,7 +192,7 @@ class WordsModality(TextModality):
         return out
 
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
-        return self.encode_words(self.words(batch), self.window_starts(batch))
+        return self.encode_words(self.words(batch[self.columns["input"]]), self.window_starts(batch))
 
     def preprocessing_notes(self, encoded: Any) -> dict[str, Any]:
         windowed = np.asarray(encoded["windowed"], dtype=bool)
@@ -220,7 +220,7 @@ class WordsModality(TextModality):
             words, word_labels = self.augment_words(list(words), list(word_labels), rng)
             sentences.append(change_case(words, aug.case_change_prob, rng) if self.cased else words)
             labels.append(word_labels)
-        encoded = self.encode_words(sentences, split_long=False)
+        encoded = self.encode_words(self.words(sentences), split_long=False)  # re-cased words lower-cased again
         out = {**encoded, **self.preprocess_targets({"labels": labels}, encoded, "train")}
         return super().train_transform(out) if aug.token_mask_prob > 0 else out
 
