@@ -52,6 +52,12 @@ class DataConfig:
     image_column: str | None = option(None, "Image column (image tasks). Auto-detected: image, img, pixel_values.")
     audio_column: str | None = option(None, "Audio column (audio tasks). Auto-detected: audio, file, path.")
     label_column: str | None = option(None, "Label column. Auto-detected: label, labels, fine_label, category, ...")
+    messages_column: str | None = option(
+        None,
+        "Causal LM: conversation column (role/content or ShareGPT from/value turns). Auto: messages, conversations.",
+    )
+    prompt_column: str | None = option(None, "Causal LM: prompt column of prompt/completion data. Auto: prompt, ...")
+    completion_column: str | None = option(None, "Causal LM: completion column. Auto: completion, response, output.")
     image_root: str | None = option(
         None,
         "COCO instances JSON sources (image tasks): the folder their image file_names are relative to. "
@@ -82,9 +88,10 @@ class LoraSection:
 class TuningConfig:
     """Which parameters are trained."""
 
-    method: Literal["lora", "full", "freeze"] = option(
+    method: Literal["lora", "full", "freeze", "qlora"] = option(
         "lora",
-        "`lora`: adapters + head; `full`: every weight; `freeze`: only the task head (speech recognition: Whisper's "
+        "`lora`: adapters + head; `qlora` (causal-lm; needs a CUDA GPU and bitsandbytes): adapters over the model "
+        "loaded in 4-bit NF4; `full`: every weight; `freeze`: only the task head (speech recognition: Whisper's "
         "decoder with the encoder frozen, or a CTC lm_head; detection: all but the backbone). Default: lora "
         "(object detection: full).",
     )
@@ -297,6 +304,23 @@ def check_ranges(config: RecipeConfig) -> None:
     for ok, key, expected, value in checks:
         if not ok:
             raise ConfigError(f"'{key}' must be {expected}, got {value}.")
+    if config.tuning.method == "qlora":
+        check_qlora(config)
+
+
+def check_qlora(config: RecipeConfig) -> None:
+    """QLoRA needs a causal-lm task, a CUDA GPU and bitsandbytes: a clear error here instead of a crash later."""
+    import importlib.util
+
+    if config.task != "causal-lm":
+        raise ConfigError(f"'tuning.method: qlora' is for causal-lm; use lora for {config.task}.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("'tuning.method: qlora' needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU.")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("'tuning.method: qlora' needs a CUDA GPU (4-bit bitsandbytes kernels); none is visible. "
+                          "Use tuning.method: lora on this machine.")  # fmt: skip
 
 
 def resolve_task(task: Any) -> type:

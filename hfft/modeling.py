@@ -76,6 +76,11 @@ def resolve_model_path(spec: str) -> str:
 def check_model_source(spec: str) -> str:
     """Resolve and check the checkpoint location before anything is loaded."""
     path = resolve_model_path(spec)
+    from hfft.gguf import dequantised, gguf_file
+
+    gguf = gguf_file(Path(path))
+    if gguf is not None:
+        return dequantised(gguf)
     if Path(path).exists():
         if not (Path(path) / "config.json").is_file():
             if (Path(path) / "adapter_config.json").is_file():
@@ -143,6 +148,7 @@ def load_model(
         model, info = model_class.from_pretrained(
             path,
             config=model_config,
+            **quantization(config),
             ignore_mismatched_sizes=True,
             use_safetensors=True,
             trust_remote_code=config.trust_remote_code,
@@ -179,6 +185,24 @@ def load_model(
                 "weights": [k for k, _, _ in mismatched],
             }
     return model
+
+
+def quantization(config: RecipeConfig) -> dict[str, Any]:
+    """`from_pretrained` arguments of QLoRA (4-bit NF4 weights, bf16 compute, on this process's GPU), else none."""
+    if config.tuning.method != "qlora":
+        return {}
+    import os
+
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    bits = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    return {"quantization_config": bits, "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}}
 
 
 def is_head_parameter(name: str) -> bool:
@@ -246,10 +270,17 @@ def batchnorm_module_names(model: Any, exclude: list[str]) -> list[str]:
     return found
 
 
-def lora_targets(model: Any, config: RecipeConfig, heads: list[str] | None = None) -> list[str]:
-    """The LoRA target module names: `auto` resolved for the architecture, explicit ones checked to exist."""
+def lora_targets(
+    model: Any, config: RecipeConfig, heads: list[str] | None = None, auto: str | None = None
+) -> list[str] | str:
+    """The LoRA target module names: `auto` resolved for the task (``auto``, e.g. peft's "all-linear") or the
+    architecture, explicit ones checked to exist."""
     heads = head_modules(model, required=False) if heads is None else heads
     targets = config.tuning.lora.target_modules
+    if targets == "auto" and auto is not None:
+        return auto
+    if targets == "all-linear":
+        return targets
     if targets == "auto":
         return LORA_TARGETS.get(model.config.model_type) or lora_module_names(model, heads)
     targets = [targets] if isinstance(targets, str) else list(targets)
@@ -264,10 +295,14 @@ def lora_targets(model: Any, config: RecipeConfig, heads: list[str] | None = Non
 
 
 def apply_tuning(
-    model: Any, config: RecipeConfig, heads: list[str] | None = None, frozen_trainable: list[str] | None = None
+    model: Any,
+    config: RecipeConfig,
+    heads: list[str] | None = None,
+    frozen_trainable: list[str] | None = None,
+    auto_targets: str | None = None,
 ) -> Any:
-    """Make the chosen parameters trainable: LoRA adapters (+ ``heads``), the full model, or only
-    ``frozen_trainable`` (module paths; default: the heads)."""
+    """Make the chosen parameters trainable: LoRA adapters (+ ``heads``; QLoRA: over the 4-bit model), the
+    full model, or only ``frozen_trainable`` (module paths; default: the heads)."""
     method = config.tuning.method
     heads = head_modules(model) if heads is None else heads
     if method == "full":
@@ -279,8 +314,12 @@ def apply_tuning(
         return model
     from peft import LoraConfig, get_peft_model
 
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     lora = config.tuning.lora
-    targets = lora_targets(model, config, heads)
+    targets = lora_targets(model, config, heads, auto_targets)
     peft_config = LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,

@@ -126,7 +126,7 @@ def model_card(recipe: Any, info: dict[str, Any], task_lines: list[str]) -> str:
         {
             "library_name": library,
             "base_model": info["base_model"],
-            "pipeline_tag": recipe.task,
+            "pipeline_tag": recipe.pipeline_tag or recipe.task,
             "tags": ["hfft", recipe.task, config.tuning.method],
         },
         sort_keys=False,
@@ -174,7 +174,7 @@ hfft predict {recipe.output_dir} INPUTS
 ```
 ```python
 from transformers import pipeline
-pipeline("{recipe.task}", model="{recipe.output_dir}")
+pipeline("{recipe.pipeline_tag or recipe.task}", model="{recipe.output_dir}")
 ```
 """
 

@@ -152,6 +152,7 @@ def _trainer_class(base_name: str) -> type:
         row), training rows are drawn by a seeded weighted sampler (e.g. class-balanced)."""
 
         sample_weights: list[float] | None = None
+        eval_data_collator: Any = None  # (8) evaluation batches collated by this one when set (e.g. padded, not packed)
         head_learning_rate: float | None = None  # (6) the newly initialised head's parameters learn at this rate
 
         def create_optimizer(self, model: Any = None) -> Any:
@@ -183,6 +184,23 @@ def _trainer_class(base_name: str) -> type:
         def _channels_last(self) -> bool:
             """Whether the model runs in the channels-last layout while training and evaluating."""
             return bool(self.args.use_cpu) and convolutional(self.model)
+
+        def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+            with self._eval_collator():
+                return super().get_eval_dataloader(eval_dataset)
+
+        def get_test_dataloader(self, test_dataset: Any) -> Any:
+            with self._eval_collator():
+                return super().get_test_dataloader(test_dataset)
+
+        @contextlib.contextmanager
+        def _eval_collator(self) -> Any:
+            training_collator = self.data_collator
+            self.data_collator = self.eval_data_collator or training_collator
+            try:
+                yield
+            finally:
+                self.data_collator = training_collator
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = self.train_dataset if train_dataset is None else train_dataset

@@ -49,6 +49,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     train_eval_rows: ClassVar[int] = 500  # rows of train re-evaluated without augmentation (generalisation gap)
     splits_rows: ClassVar[bool] = False  # modality: preprocessing may turn one row into several (windows)
     default_tuning_method: ClassVar[str] = "lora"  # task: tuning.method when the config does not set it
+    lora_targets_auto: ClassVar[str | None] = None  # task: what target_modules `auto` means (None: by architecture)
+    pipeline_tag: ClassVar[str | None] = None  # task: the transformers pipeline name, when not the task name
 
     def __init__(self, config: RecipeConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is None or isinstance(config, dict):
@@ -248,7 +250,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         model = self.load_base_model(model_path, self.model_notes)
         self.adapt_model(model)
         self.init_head(model)
-        return apply_tuning(model, self.config, self.head_modules(model), self.frozen_trainable(model))
+        heads = self.head_modules(model)
+        return apply_tuning(model, self.config, heads, self.frozen_trainable(model), self.lora_targets_auto)
 
     def load_base_model(self, model_path: str, notes: dict[str, Any] | None = None) -> Any:
         """Weights of ``model_path`` under a config the task and modality have adapted (no tuning applied)."""

@@ -17,12 +17,14 @@ MODALITIES = {
     "audio": "hfft.modalities.audio.modality:AudioModality",
     "words": "hfft.modalities.text.words:WordsModality",  # text split into words (token-level tasks)
     "boxes": "hfft.modalities.image.boxes:BoxesModality",  # images with object boxes (detection)
+    "chat": "hfft.modalities.text.chat:ChatModality",  # text, prompt/completion or conversations (causal LM)
 }
 TASKS = {
     "classification": "hfft.tasks.classification:Classification",
     "speech-recognition": "hfft.tasks.speech_recognition:SpeechRecognition",
     "token-classification": "hfft.tasks.token_classification:TokenClassification",
     "object-detection": "hfft.tasks.object_detection:ObjectDetection",
+    "causal-lm": "hfft.tasks.causal_lm:CausalLM",
 }
 RECIPES = {  # the `task:` names of configs -> (modality, task)
     "text-classification": ("text", "classification"),
@@ -31,6 +33,7 @@ RECIPES = {  # the `task:` names of configs -> (modality, task)
     "speech-recognition": ("audio", "speech-recognition"),
     "token-classification": ("words", "token-classification"),
     "object-detection": ("boxes", "object-detection"),
+    "causal-lm": ("chat", "causal-lm"),
 }
 
 

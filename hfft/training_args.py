@@ -18,7 +18,7 @@ OWNED_BY_HFFT = {
 
 # Learning rates that work per tuning method when the user sets none (LoRA and a
 # frozen backbone need far larger steps than full fine-tuning).
-DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3}
+DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3, "qlora": 2e-4}
 
 
 # Texts vary in length: batches of similar lengths (read from the `length` column the text modality keeps)

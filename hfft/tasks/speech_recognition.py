@@ -93,6 +93,7 @@ class SpeechRecognition(Recipe):
     training_arguments_class = "Seq2SeqTrainingArguments"
     crops_inputs = False  # a crop would cut words out of the transcript: long clips are dropped instead
     default_clip_seconds = 30.0
+    pipeline_tag = "automatic-speech-recognition"
     train_eval_rows = 100  # generation is slow: the generalisation gap is measured on fewer rows
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

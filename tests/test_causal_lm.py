@@ -1,0 +1,279 @@
+"""Causal-LM fine-tuning: loss masks of every data shape (also packed), packing isolation, rows left without
+targets, stopping at the end-of-turn token, adapter reload/merge, pipeline loading, resume, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import kill_at_first_checkpoint, resume_killed
+from lm_fixtures import CHATML, chat_rows, colour_pairs, lm_config, save_tiny_llama, write_jsonl
+
+from hfft.errors import ConfigError, DataError, ModelError
+from hfft.registry import recipe_class
+
+END = "<|im_end|>"
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("llama") / "model")
+
+
+@pytest.fixture(scope="module")
+def pairs() -> list[tuple[str, str]]:
+    return colour_pairs(48)
+
+
+def encoded_train(config: dict):
+    """What `train()` feeds the Trainer (cleaned, rendered, labelled), and the recipe."""
+    recipe = recipe_class("causal-lm")(config)
+    splits = recipe.load_splits()
+    recipe.processor = recipe.load_processor(config["model"])
+    return recipe, recipe.encode(splits["train"], "train")
+
+
+def target_text(tokenizer, ids, labels) -> str:
+    return tokenizer.decode([t for t, label in zip(ids, labels) if label != -100])
+
+
+def shaped_rows(shape: str, pairs):
+    if shape in ("messages", "sharegpt"):
+        return chat_rows(pairs, sharegpt=shape == "sharegpt")
+    if shape.startswith("prompt"):
+        return [{"prompt": q, "completion": a} for q, a in pairs]
+    return [{"text": f"{q} {a}"} for q, a in pairs]
+
+
+@pytest.mark.parametrize("packing", [False, True])
+@pytest.mark.parametrize("shape", ["messages", "sharegpt", "prompt-completion", "prompt-plain", "text"])
+def test_targets_are_exactly_the_completion_and_end_of_turn(tiny_llama, pairs, tmp_path, shape, packing):
+    from hfft.modalities.text.chat import ChatCollator
+
+    train = write_jsonl(tmp_path / "train.jsonl", shaped_rows(shape, pairs))
+    use = "never" if shape == "prompt-plain" else "auto"
+    config = lm_config(tiny_llama, train, tmp_path / "run", preprocessing={"use_chat_template": use})
+    recipe, encoded = encoded_train(config)
+    tokenizer = recipe.processor
+    rows = [encoded[i] for i in range(4)]
+    expected = {}  # the text of each row's targets, from the raw pair
+    by_question = dict(pairs)
+    for row in rows:
+        text = tokenizer.decode(row["input_ids"])
+        question = next(q for q in by_question if q in text)
+        expected[question] = {
+            "text": text,  # plain text: every token (the first has no predecessor; it is never a target)
+            "prompt-plain": by_question[question] + END,  # completion + EOS
+        }.get(shape, by_question[question] + END)  # chat: assistant content + end-of-turn
+    batch = ChatCollator(tokenizer, packing=packing)(rows)
+    if packing:
+        assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+        starts = [i for i, p in enumerate(batch["position_ids"][0].tolist()) if p == 0]
+        segments = list(zip(starts, starts[1:] + [batch["input_ids"].shape[1]]))
+        per_row = [(batch["input_ids"][0, a:b].tolist(), batch["labels"][0, a:b].tolist()) for a, b in segments]
+    else:
+        per_row = list(zip(batch["input_ids"].tolist(), batch["labels"].tolist()))
+    assert len(per_row) == len(rows)
+    for (ids, labels), row in zip(per_row, rows):
+        got = target_text(tokenizer, ids, labels)
+        want = expected[next(q for q in by_question if q in tokenizer.decode(row["input_ids"]))]
+        if shape == "text":
+            want = tokenizer.decode(row["input_ids"][1:])  # the first token is never predicted (shifted labels)
+            got = target_text(tokenizer, ids[1:], labels[1:])
+        assert got == want
+    assert recipe.report.splits["train"].notes["data_shape"] == {"messages": "conversation", "sharegpt": "conversation",
+                                                                 "text": "text"}.get(shape, "prompt-completion")  # fmt: skip
+
+
+def test_multi_turn_trains_every_assistant_turn_and_nothing_else(tiny_llama, tmp_path):
+    turns = [
+        {"role": "system", "content": "you are a colour bot"},
+        {"role": "user", "content": "what colour is the sky?"},
+        {"role": "assistant", "content": "blue."},
+        {"role": "user", "content": "and the grass?"},
+        {"role": "assistant", "content": "green."},
+    ]
+    train = write_jsonl(tmp_path / "train.jsonl", [{"messages": turns}] + chat_rows(colour_pairs(20)))
+    validation = write_jsonl(tmp_path / "validation.jsonl", chat_rows(colour_pairs(4)))
+    recipe, encoded = encoded_train(
+        lm_config(tiny_llama, train, tmp_path / "run", data={"validation": str(validation)})
+    )
+    row = next(r for r in encoded if "and the grass?" in recipe.processor.decode(r["input_ids"]))
+    assert target_text(recipe.processor, row["input_ids"], row["labels"]) == f"blue.{END}green.{END}"
+
+
+def test_packed_loss_equals_unpadded_loss(tiny_llama, pairs, tmp_path):
+    """Samples packed into one row (position ids restarting) give the loss of the same samples padded."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hfft.modalities.text.chat import ChatCollator
+    from hfft.packing import packing_isolated
+
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    recipe, encoded = encoded_train(lm_config(tiny_llama, train, tmp_path / "run"))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
+    assert packing_isolated(model)[0]
+    rows = [encoded[i] for i in range(6)]
+    with torch.no_grad():
+        losses = {
+            packing: model(**ChatCollator(recipe.processor, packing)(rows), use_cache=False).loss.item()
+            for packing in (False, True)
+        }
+        one_by_one = [model(**ChatCollator(recipe.processor, False)([r]), use_cache=False) for r in rows]
+    counts = [sum(label != -100 for label in r["labels"][1:]) for r in rows]
+    mean = sum(out.loss.item() * n for out, n in zip(one_by_one, counts)) / sum(counts)
+    assert abs(losses[True] - losses[False]) < 1e-4
+    assert abs(losses[True] - mean) < 1e-4
+
+
+def test_rows_whose_targets_are_cut_away_are_dropped_and_counted(tiny_llama, pairs, tmp_path):
+    long_prompt = "what colour is " + "the red and blue " * 40 + "sky?"
+    rows = chat_rows(pairs) + chat_rows([(long_prompt, "blue.")])
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    config = lm_config(
+        tiny_llama, train, tmp_path / "run", preprocessing={"max_length": 64}, data={"validation_size": 0.2}
+    )
+    recipe, encoded = encoded_train(config)
+    report = recipe.report.splits["train"]
+    assert report.dropped.get("targets_truncated_away") == 1
+    assert report.notes["truncated"] == 1
+    assert all(any(label != -100 for label in labels) for labels in encoded["labels"])
+
+
+def test_lora_run_stops_reloads_merges_and_loads_in_pipeline(tiny_llama, tmp_path):
+    """A short LoRA run learns the answers and to stop; the run directory, its adapter and an export agree."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, pipeline
+
+    from hfft.outputs import export_merged, load_run
+
+    pairs = colour_pairs(400, seed=1)
+    train = write_jsonl(tmp_path / "train.jsonl", [{"prompt": f"{p} ({i % 50})", "completion": c} for i, (p, c) in enumerate(pairs)])  # fmt: skip
+    test = write_jsonl(tmp_path / "test.jsonl", [{"prompt": f"{p} ({i})", "completion": c} for i, (p, c) in enumerate(colour_pairs(8, seed=9), start=60)])  # fmt: skip
+    out = tmp_path / "run"
+    config = lm_config(tiny_llama, train, out, data={"test": str(test)}, labels={"generation_rows": 8, "max_new_tokens": 24},
+                       tuning={"lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+                       training={"num_train_epochs": 12, "learning_rate": 2e-2, "per_device_train_batch_size": 16})  # fmt: skip
+    metrics = recipe_class("causal-lm")(config).train()
+    assert metrics["test_zero_shot_stop_rate"] < 0.5
+    assert metrics["test_stop_rate"] >= 0.75, json.dumps(metrics, indent=1)
+    assert metrics["test_exact_match"] >= 0.5
+    assert metrics["test_perplexity"] < metrics["test_zero_shot_perplexity"] / 4
+    generation = json.loads((out / "generation_config.json").read_text())
+    end_id = json.loads((out / "tokenizer.json").read_text())["added_tokens"][2]["id"]
+    assert end_id in generation["eos_token_id"]
+    records = [json.loads(line) for line in (out / "generations_test.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and sum(r["stopped"] for r in records) == round(8 * metrics["test_stop_rate"])
+
+    run = load_run(out)
+    prompts = ["what colour is the sky? (70)", "what colour is the coal? (71)"]
+    answers = [r["generated_text"] for r in run.predict(prompts)]
+    assert answers == ["the sky is blue.", "the coal is black."]
+    rendered = [run.render_prompt(p) for p in prompts]
+    tokenizer = run.processor
+    tokenizer.padding_side = "left"
+    batch = tokenizer(rendered, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def greedy(model) -> list[list[int]]:
+        with torch.no_grad():
+            ids = model.generate(**batch, do_sample=False, max_new_tokens=12, pad_token_id=tokenizer.pad_token_id)
+        return ids[:, batch["input_ids"].shape[1] :].tolist()
+
+    adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_llama)), str(out / "adapter"))
+    merged = AutoModelForCausalLM.from_pretrained(str(out))
+    assert greedy(adapter.eval()) == greedy(adapter.merge_and_unload().eval()) == greedy(merged.eval())
+
+    export = export_merged(out, tmp_path / "export")
+    assert (export / "chat_template.jinja").is_file() or "chat_template" in (
+        export / "tokenizer_config.json"
+    ).read_text()
+    generator = pipeline("text-generation", model=str(export))
+    chat = generator([{"role": "user", "content": prompts[0]}], do_sample=False)
+    reply = chat[0]["generated_text"][-1]
+    assert reply["role"] == "assistant" and reply["content"].strip() == answers[0]
+
+
+def test_resume_after_sigkill(tiny_llama, pairs, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(colour_pairs(200, seed=3)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    configs = {}
+    for name in ("killed", "reference"):
+        config = lm_config(tiny_llama, train, tmp_path / name, labels={"zero_shot_baseline": False, "generation_rows": 2},
+                           training={"save_strategy": "steps", "save_steps": 2, "eval_strategy": "no",
+                                     "num_train_epochs": 2, "per_device_train_batch_size": 4})  # fmt: skip
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "hfft", "train", str(configs["killed"])]
+    killer = kill_at_first_checkpoint(command, tmp_path / "killed", env)
+    reference = subprocess.run([sys.executable, "-m", "hfft", "train", str(configs["reference"])], env=env,
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    resumed = resume_killed(killer, command, tmp_path / "killed", env)
+    expected = json.loads((tmp_path / "reference" / "all_results.json").read_text())
+    assert resumed["test_loss" if "test_loss" in expected else "eval_loss"] == pytest.approx(
+        expected["test_loss" if "test_loss" in expected else "eval_loss"], rel=1e-4
+    )
+
+
+# ---------------------------------------------------------------------- bad inputs
+
+
+def test_missing_role_names_the_file_and_row(tiny_llama, pairs, tmp_path):
+    rows = chat_rows(pairs[:10])
+    rows[3] = {"messages": [{"content": "what colour is the sky?"}, {"role": "assistant", "content": "blue."}]}
+    train = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=r"bad\.jsonl.*row 3.*turn 0 has no role"):
+        recipe_class("causal-lm")(lm_config(tiny_llama, train, tmp_path / "run")).train()
+    assert not (tmp_path / "run").exists()  # failed before anything was written
+
+
+def test_empty_assistant_turn_names_the_row(tiny_llama, pairs, tmp_path):
+    rows = chat_rows(pairs[:10])
+    rows[7]["messages"][1]["content"] = "   "
+    train = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=r"row 7: assistant turn 1 is empty"):
+        recipe_class("causal-lm")(lm_config(tiny_llama, train, tmp_path / "run")).train()
+
+
+def test_conversations_without_a_chat_template_fail_early(tmp_path, pairs):
+    model = save_tiny_llama(tmp_path / "no-template", template=None)
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    with pytest.raises(ConfigError, match=r"no chat template.*preprocessing\.chat_template"):
+        recipe_class("causal-lm")(lm_config(model, train, tmp_path / "run")).train()
+    # given in the config instead, it is used and saved with the model
+    recipe, encoded = encoded_train(lm_config(model, train, tmp_path / "run", preprocessing={"chat_template": CHATML}))
+    assert END in recipe.processor.decode(encoded[0]["input_ids"])
+
+
+def test_template_without_end_of_turn_token_is_refused(tiny_llama, pairs, tmp_path):
+    plain = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    with pytest.raises(ConfigError, match="no end-of-turn token"):
+        encoded_train(lm_config(tiny_llama, train, tmp_path / "run", preprocessing={"chat_template": plain}))
+
+
+def test_unreadable_gguf_is_named(tmp_path, pairs, monkeypatch):
+    monkeypatch.setenv("HFFT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "gguf").mkdir()
+    (tmp_path / "gguf" / "model.Q4_0.gguf").write_bytes(b"not a gguf file at all")
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    with pytest.raises(ModelError, match=r"model\.Q4_0\.gguf' is not a readable GGUF file"):
+        recipe_class("causal-lm")(lm_config(tmp_path / "gguf", train, tmp_path / "run")).train()
+
+
+def test_qlora_without_gpu_is_a_clear_error(tiny_llama, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="qlora"):
+        recipe_class("causal-lm")(
+            lm_config(tiny_llama, tmp_path / "x.jsonl", tmp_path / "run", tuning={"method": "qlora"})
+        )
