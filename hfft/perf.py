@@ -185,6 +185,16 @@ def _trainer_class(base_name: str) -> type:
             """Whether the model runs in the channels-last layout while training and evaluating."""
             return bool(self.args.use_cpu) and convolutional(self.model)
 
+        def release_evaluated_model(self) -> None:
+            """(9) Undo accelerate's evaluation-time preparation of the model (an evaluation before `train()`, e.g.
+            a zero-shot baseline, marks it prepared, and accelerate then would not wrap it in DDP for training:
+            every rank would train alone, ending with different weights)."""
+            model = extract_model_from_parallel(self.model, keep_fp32_wrapper=False)  # removes the autocast forward
+            if getattr(model, "_is_accelerate_prepared", False):
+                del model._is_accelerate_prepared
+            self.accelerator._models = [m for m in self.accelerator._models if m is not model]
+            self.model_wrapped = self.model
+
         def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
             with self._eval_collator():
                 return super().get_eval_dataloader(eval_dataset)

@@ -105,6 +105,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         self.model = self.build_model(model_path)
         trainer = self.build_trainer(args, encoded)
         before = self.pretrained_metrics(trainer, encoded)  # e.g. the zero-shot WER of the unmodified checkpoint
+        trainer.release_evaluated_model()  # so that training wraps it in DDP after all
         checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = {**before, **train_result.metrics}

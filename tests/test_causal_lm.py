@@ -146,7 +146,21 @@ def test_rows_whose_targets_are_cut_away_are_dropped_and_counted(tiny_llama, pai
     assert all(any(label != -100 for label in labels) for labels in encoded["labels"])
 
 
-def test_lora_run_stops_reloads_merges_and_loads_in_pipeline(tiny_llama, tmp_path):
+@pytest.fixture(scope="module")
+def lora_run(tiny_llama, tmp_path_factory) -> tuple[Path, dict]:
+    """A short LoRA run on prompt/completion pairs that the tiny model learns, answers and stops after."""
+    root = tmp_path_factory.mktemp("lora-run")
+    pairs = colour_pairs(400, seed=1)
+    train = write_jsonl(root / "train.jsonl", [{"prompt": f"{p} ({i % 50})", "completion": c} for i, (p, c) in enumerate(pairs)])  # fmt: skip
+    test = write_jsonl(root / "test.jsonl", [{"prompt": f"{p} ({i})", "completion": c} for i, (p, c) in enumerate(colour_pairs(8, seed=9), start=60)])  # fmt: skip
+    out = root / "run"
+    config = lm_config(tiny_llama, train, out, data={"test": str(test)}, labels={"generation_rows": 8, "max_new_tokens": 24},
+                       tuning={"lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
+                       training={"num_train_epochs": 12, "learning_rate": 2e-2, "per_device_train_batch_size": 16})  # fmt: skip
+    return out, recipe_class("causal-lm")(config).train()
+
+
+def test_lora_run_stops_reloads_merges_and_loads_in_pipeline(tiny_llama, lora_run, tmp_path):
     """A short LoRA run learns the answers and to stop; the run directory, its adapter and an export agree."""
     import torch
     from peft import PeftModel
@@ -154,14 +168,7 @@ def test_lora_run_stops_reloads_merges_and_loads_in_pipeline(tiny_llama, tmp_pat
 
     from hfft.outputs import export_merged, load_run
 
-    pairs = colour_pairs(400, seed=1)
-    train = write_jsonl(tmp_path / "train.jsonl", [{"prompt": f"{p} ({i % 50})", "completion": c} for i, (p, c) in enumerate(pairs)])  # fmt: skip
-    test = write_jsonl(tmp_path / "test.jsonl", [{"prompt": f"{p} ({i})", "completion": c} for i, (p, c) in enumerate(colour_pairs(8, seed=9), start=60)])  # fmt: skip
-    out = tmp_path / "run"
-    config = lm_config(tiny_llama, train, out, data={"test": str(test)}, labels={"generation_rows": 8, "max_new_tokens": 24},
-                       tuning={"lora": {"r": 16, "alpha": 32, "dropout": 0.0}},
-                       training={"num_train_epochs": 12, "learning_rate": 2e-2, "per_device_train_batch_size": 16})  # fmt: skip
-    metrics = recipe_class("causal-lm")(config).train()
+    out, metrics = lora_run
     assert metrics["test_zero_shot_stop_rate"] < 0.5
     assert metrics["test_stop_rate"] >= 0.75, json.dumps(metrics, indent=1)
     assert metrics["test_exact_match"] >= 0.5
@@ -171,6 +178,8 @@ def test_lora_run_stops_reloads_merges_and_loads_in_pipeline(tiny_llama, tmp_pat
     assert end_id in generation["eos_token_id"]
     records = [json.loads(line) for line in (out / "generations_test.jsonl").read_text().splitlines()]
     assert len(records) == 8 and sum(r["stopped"] for r in records) == round(8 * metrics["test_stop_rate"])
+    card = (out / "README.md").read_text()
+    assert "pipeline_tag: text-generation" in card and "generated:" in card
 
     run = load_run(out)
     prompts = ["what colour is the sky? (70)", "what colour is the coal? (71)"]
@@ -277,3 +286,56 @@ def test_qlora_without_gpu_is_a_clear_error(tiny_llama, tmp_path):
         recipe_class("causal-lm")(
             lm_config(tiny_llama, tmp_path / "x.jsonl", tmp_path / "run", tuning={"method": "qlora"})
         )
+
+
+def test_robustness_corrupts_prompts_not_targets(lora_run, tmp_path):
+    from hfft.modalities.text.chat import PromptCorruption
+    from hfft.robustness import run_robustness
+
+    turns = [{"role": "user", "content": "what colour is the sky?"}, {"role": "assistant", "content": "blue."}]
+    import numpy as np
+
+    corrupt = PromptCorruption(lambda text, severity, rng: text.upper())
+    assert corrupt(turns, 3, np.random.default_rng(0)) == [
+        {"role": "user", "content": "WHAT COLOUR IS THE SKY?"},
+        turns[1],
+    ]
+    out, _ = lora_run
+    result = run_robustness(out, severities=(1, 5), names=["char_typos"], out_dir=tmp_path / "robust")
+    assert result["metric"] == "loss"
+    # typos in the prompt make the answers harder to predict: the loss rises with severity
+    assert result["corruptions"]["char_typos"]["5"] > result["clean_loss"]
+    assert (tmp_path / "robust" / "robustness.md").is_file()
+
+
+def test_cli_predict_streams_the_answer(lora_run):
+    out, _ = lora_run
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    shown = subprocess.run([sys.executable, "-m", "hfft", "predict", str(out), "what colour is the sky? (70)"],
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert ">>> what colour is the sky? (70)" in shown.stdout and "the sky is blue." in shown.stdout
+
+
+def test_two_processes_with_packing(tiny_llama, tmp_path):
+    """torchrun, 2 gloo processes, packed batches: equal weights on both ranks, every evaluation token once."""
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(colour_pairs(120, seed=5)))
+    validation = write_jsonl(tmp_path / "validation.jsonl", chat_rows(colour_pairs(9, seed=6)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for name, processes in (("one", 1), ("two", 2)):
+        config = lm_config(tiny_llama, train, tmp_path / name, data={"validation": str(validation)},
+                           preprocessing={"packing": True}, labels={"generation_rows": 2},
+                           training={"per_device_train_batch_size": 8 // processes, "per_device_eval_batch_size": 2})  # fmt: skip
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        done = subprocess.run([sys.executable, "-m", "hfft", "train", str(path), "--num-processes", str(processes)],
+                              env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = (json.loads((tmp_path / name / "all_results.json").read_text()),
+                      json.loads((tmp_path / name / "run_info.json").read_text()))  # fmt: skip
+    (one, _), (two, info) = runs["one"], runs["two"]
+    assert info["world_size"] == 2 and info["packing"]["used"]
+    assert info["rank_weight_fingerprints"][0] == info["rank_weight_fingerprints"][1]
+    assert two["eval_target_tokens"] == one["eval_target_tokens"]  # 9 rows over 2 ranks x 2: none counted twice
+    assert two["eval_perplexity"] == pytest.approx(one["eval_perplexity"], rel=0.05)
