@@ -18,6 +18,7 @@ _RECIPES = {
     "SpeechRecognition": "speech-recognition",
     "TokenClassification": "token-classification",
     "ObjectDetection": "object-detection",
+    "CausalLM": "causal-lm",
 }
 __all__ = [*_LAZY, *_RECIPES, "load_recipe"]
 

@@ -79,7 +79,8 @@ class LoraSection:
     dropout: float = option(0.1, "Dropout on the LoRA input.")
     target_modules: str | list[str] = option(
         "auto",
-        "Module names to adapt; `auto` picks the attention (and for some models MLP/conv) layers for the architecture.",
+        "Module names to adapt (or `all-linear`); `auto` picks the attention (and for some models MLP/conv) layers "
+        "for the architecture (causal-lm: all-linear, every linear layer but the output layer).",
     )
     bias: Literal["none", "all", "lora_only"] = option("none", "Which biases to train.")
 

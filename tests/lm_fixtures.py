@@ -93,3 +93,61 @@ def lm_config(model: Path, train: Path, out: Path, **extra) -> dict:
     from conftest import with_sections
 
     return with_sections(config, extra)
+
+
+def _llama_cpp_permute(weights, heads: int):
+    """llama.cpp's layout of rotary q/k projections (transformers undoes it when it reads a GGUF)."""
+    return (
+        weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def save_tiny_gguf(source: Path, path: Path) -> Path:
+    """The tiny Llama at ``source`` as an unquantised (F32) GGUF file, written as llama.cpp's converter does."""
+    import gguf
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(str(source)), AutoTokenizer.from_pretrained(str(source))
+    c = model.config
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(c.num_hidden_layers)
+    writer.add_context_length(c.max_position_embeddings)
+    writer.add_embedding_length(c.hidden_size)
+    writer.add_feed_forward_length(c.intermediate_size)
+    writer.add_head_count(c.num_attention_heads)
+    writer.add_head_count_kv(c.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
+    writer.add_rope_freq_base(c.rope_parameters["rope_theta"] if getattr(c, "rope_parameters", None) else 10000.0)
+    writer.add_vocab_size(c.vocab_size)
+    tokens = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if i in tokenizer.all_special_ids else 1 for i in range(len(tokens))])
+    merges = json.loads((source / "tokenizer.json").read_text())["model"]["merges"]
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in merges])
+    writer.add_bos_token_id(tokenizer.bos_token_id)
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_chat_template(tokenizer.chat_template)
+    state = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight"}
+    parts = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+             "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}  # fmt: skip
+    for i in range(c.num_hidden_layers):
+        names.update({f"model.layers.{i}.{hf}.weight": f"blk.{i}.{cpp}.weight" for hf, cpp in parts.items()})
+    for key, name in names.items():
+        tensor = state[key]
+        if name.endswith("attn_q.weight"):
+            tensor = _llama_cpp_permute(tensor, c.num_attention_heads)
+        elif name.endswith("attn_k.weight"):
+            tensor = _llama_cpp_permute(tensor, c.num_key_value_heads)
+        writer.add_tensor(name, tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

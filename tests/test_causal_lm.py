@@ -339,3 +339,35 @@ def test_two_processes_with_packing(tiny_llama, tmp_path):
     assert info["rank_weight_fingerprints"][0] == info["rank_weight_fingerprints"][1]
     assert two["eval_target_tokens"] == one["eval_target_tokens"]  # 9 rows over 2 ranks x 2: none counted twice
     assert two["eval_perplexity"] == pytest.approx(one["eval_perplexity"], rel=0.05)
+
+
+def test_gguf_is_dequantised_once_and_trains(tiny_llama, pairs, tmp_path, monkeypatch, caplog):
+    """A GGUF file (as llama.cpp writes it) becomes a cached safetensors checkpoint with the same logits,
+    tokenizer and chat template; the second use loads the cache without converting again."""
+    import torch
+    from lm_fixtures import save_tiny_gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hfft.modeling import check_model_source
+
+    monkeypatch.setenv("HFFT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "gguf").mkdir()
+    file = save_tiny_gguf(tiny_llama, tmp_path / "gguf" / "tiny.F32.gguf")
+    with caplog.at_level("WARNING", logger="hfft"):
+        converted = check_model_source(str(tmp_path / "gguf"))  # the directory holding one .gguf file
+    assert "dequantising GGUF" in caplog.text and str(tmp_path / "cache") in converted
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hfft"):
+        assert check_model_source(str(file)) == converted
+    assert "dequantising" not in caplog.text
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    original, loaded = (AutoModelForCausalLM.from_pretrained(p) for p in (str(tiny_llama), converted))
+    assert torch.allclose(original(ids).logits, loaded(ids).logits, atol=1e-5)
+    tokenizer = AutoTokenizer.from_pretrained(converted)
+    assert tokenizer.chat_template == CHATML and tokenizer.eos_token == END
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    config = lm_config(file, train, tmp_path / "run", labels={"zero_shot_baseline": False, "generation_rows": 0},
+                       training={"num_train_epochs": 1})  # fmt: skip
+    metrics = recipe_class("causal-lm")(config).train()
+    assert metrics["eval_perplexity"] > 0
+    assert json.loads((tmp_path / "run" / "run_info.json").read_text())["base_model"] == converted
