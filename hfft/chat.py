@@ -11,6 +11,7 @@ the template gives at inference time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,11 @@ def turns_of(value: Any, where: str) -> tuple[list[dict[str, str]] | None, str |
     """A conversation value as [{"role", "content"}] turns (ShareGPT ``from``/``value`` converted), or a problem.
 
     Problems: ``"reason: detail"`` with ``where`` (file and row) in the detail."""
+    if isinstance(value, str) and value.lstrip().startswith("["):  # CSV cells hold conversations as JSON text
+        try:
+            value = json.loads(value)
+        except ValueError as err:
+            return None, f"corrupt_conversation: {where}: not valid JSON ({err})"
     if not isinstance(value, list) or not value:
         return None, f"corrupt_conversation: {where}: expected a non-empty list of turns, got {_kind(value)}"
     turns = []

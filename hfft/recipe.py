@@ -194,7 +194,11 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
             inputs, targets = self.check_batch(batch), self.check_targets(batch)
             return [a or b for a, b in zip(inputs, targets)]
 
-        dedup = list(self.columns.values()) if self.dedup and split == "train" else None
+        dedup = (
+            list(self.columns.values())
+            if self.dedup and self.config.data.drop_duplicates and split == "train"
+            else None
+        )
         where = cleaning.source_name(self.config.data, split)
         return cleaning.clean_split(dataset, split, self.report, check, dedup, self.config.data.max_bad_fraction, where)
 

@@ -371,3 +371,21 @@ def test_gguf_is_dequantised_once_and_trains(tiny_llama, pairs, tmp_path, monkey
     metrics = recipe_class("causal-lm")(config).train()
     assert metrics["eval_perplexity"] > 0
     assert json.loads((tmp_path / "run" / "run_info.json").read_text())["base_model"] == converted
+
+
+def test_csv_conversations_as_json_text_and_duplicates_kept_on_request(tiny_llama, tmp_path):
+    import csv
+
+    pairs = colour_pairs(30, seed=4)
+    path = tmp_path / "train.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["messages"])
+        for row in chat_rows(pairs):
+            writer.writerow([json.dumps(row["messages"])])
+    recipe, encoded = encoded_train(lm_config(tiny_llama, path, tmp_path / "run", data={"drop_duplicates": False}))
+    report = recipe.report.splits
+    assert "duplicate" not in report["train"].dropped
+    assert report["train"].rows_out + report["validation"].rows_out == 30
+    row = encoded[0]
+    assert target_text(recipe.processor, row["input_ids"], row["labels"]).endswith(f".{END}")
