@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     conversations = json.loads(source().read_text(encoding="utf-8"))
-    questions = sorted({t["value"] for c in conversations for t in c["conversations"] if t["from"] == "human"})
+    # identity questions open the conversations; later turns are small talk ("Goodbye", "Have a nice day!")
+    questions = sorted({c["conversations"][0]["value"] for c in conversations})
     identity = [q for q in questions if q not in SMALL_TALK]
     random.Random(args.seed).shuffle(identity)
     held_out = set(identity[: round(len(identity) * args.held_out)])
