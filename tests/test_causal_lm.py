@@ -136,9 +136,9 @@ def test_rows_whose_targets_are_cut_away_are_dropped_and_counted(tiny_llama, pai
     long_prompt = "what colour is " + "the red and blue " * 40 + "sky?"
     rows = chat_rows(pairs) + chat_rows([(long_prompt, "blue.")])
     train = write_jsonl(tmp_path / "train.jsonl", rows)
-    config = lm_config(
-        tiny_llama, train, tmp_path / "run", preprocessing={"max_length": 64}, data={"validation_size": 0.2}
-    )
+    validation = write_jsonl(tmp_path / "validation.jsonl", chat_rows(colour_pairs(4, seed=7)))
+    config = lm_config(tiny_llama, train, tmp_path / "run", preprocessing={"max_length": 64},
+                       data={"validation": str(validation)})  # fmt: skip
     recipe, encoded = encoded_train(config)
     report = recipe.report.splits["train"]
     assert report.dropped.get("targets_truncated_away") == 1
@@ -302,7 +302,13 @@ def test_robustness_corrupts_prompts_not_targets(lora_run, tmp_path):
     ]
     out, _ = lora_run
     result = run_robustness(out, severities=(1, 5), names=["char_typos"], out_dir=tmp_path / "robust")
-    assert result["metric"] == "loss"
+    assert result["metric"] == "loss" and set(result["by_metric"]) == {
+        "loss",
+        "perplexity",
+        "contains_answer",
+        "stop_rate",
+    }
+    assert 0.0 <= result["clean_contains_answer"] <= 1.0
     # typos in the prompt make the answers harder to predict: the loss rises with severity
     assert result["corruptions"]["char_typos"]["5"] > result["clean_loss"]
     assert (tmp_path / "robust" / "robustness.md").is_file()

@@ -58,7 +58,6 @@ class CausalLM(Recipe):
     model_classes = {"text": "AutoModelForCausalLM"}
     primary_metric = "loss"
     greater_is_better = False
-    robustness_metrics = ("loss", "perplexity")
     train_eval_rows = 200
     lora_targets_auto = "all-linear"  # every linear layer but the output layer (peft)
     pipeline_tag = "text-generation"
@@ -217,11 +216,26 @@ class CausalLM(Recipe):
                 metrics.update(self.generation_metrics(trainer.model, f"{prefix}_zero_shot"))
         return metrics
 
-    def generation_metrics(self, model: Any, prefix: str) -> dict[str, float]:
+    @property
+    def robustness_metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        """`hfft robustness`: loss and perplexity; for chats and prompt/completion also how the greedy answers
+        to the (corrupted) prompts hold up."""
+        scores = (
+            () if self.shape == "text" or not self.config.labels.generation_rows else ("contains_answer", "stop_rate")
+        )
+        return ("loss", "perplexity", *scores)
+
+    def evaluate_dataset(self, dataset: Any, batch_size: int | None = None) -> dict[str, float]:
+        """Loss and perplexity (`hfft evaluate`, `hfft robustness`), and the generation scores of its first
+        `labels.generation_rows` rows."""
+        metrics = super().evaluate_dataset(dataset, batch_size)
+        return {**metrics, **self.generation_metrics(self.model, "eval", split="evaluate")}
+
+    def generation_metrics(self, model: Any, prefix: str, split: str | None = None) -> dict[str, float]:
         """Greedy answers to the split's held-out prompts: the fraction that stop by themselves, and exact-match /
         contains-answer scores for prompt/completion and chat data; the answers are kept for the run directory."""
-        split = {"eval": "validation", "test": "test"}.get(prefix.split("_")[0], prefix)
-        prompts = self.prompts.get(split) or self.prompts.get("evaluate") or []
+        split = split or {"eval": "validation", "test": "test"}[prefix.split("_")[0]]
+        prompts = self.prompts.get(split) or []
         if not prompts:
             return {}
         texts = self.generate([p["prompt"] for p in prompts], model=model)
