@@ -297,6 +297,19 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         trainer.head_learning_rate = self.config.tuning.head_learning_rate
         return trainer
 
+    def evaluate_unmodified(self, trainer: Any, encoded: dict[str, Any]) -> dict[str, float]:
+        """Metrics of the model as loaded (before fine-tuning; LoRA starts as the identity) on validation and test,
+        as ``<prefix>_zero_shot_*``; the predictions are kept in `self.predictions` (for a task's
+        `pretrained_metrics`)."""
+        metrics = {}
+        for split, prefix in (("validation", "eval"), ("test", "test")):
+            if split in encoded:
+                key = f"{prefix}_zero_shot"
+                output = trainer.predict(self.with_eval_transform(encoded[split]), metric_key_prefix=key)
+                self.predictions[key] = output
+                metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("runtime", "per_second"))})
+        return metrics
+
     def evaluate_split(self, trainer: Any, dataset: Any, prefix: str) -> dict[str, float]:
         """Metrics of one split; its predictions are kept for the task's outputs (plots, reports)."""
         output = trainer.predict(self.with_eval_transform(dataset), metric_key_prefix=prefix)

@@ -206,13 +206,9 @@ class CausalLM(Recipe):
         """Loss, perplexity and generations of the checkpoint before fine-tuning (LoRA starts as the identity)."""
         if not self.config.labels.zero_shot_baseline:
             return {}
-        metrics = {}
+        metrics = self.evaluate_unmodified(trainer, encoded)
         for split, prefix in (("validation", "eval"), ("test", "test")):
             if split in encoded:
-                scores = trainer.evaluate(
-                    self.with_eval_transform(encoded[split]), metric_key_prefix=f"{prefix}_zero_shot"
-                )
-                metrics.update({k: v for k, v in scores.items() if not k.endswith(("runtime", "per_second"))})
                 metrics.update(self.generation_metrics(trainer.model, f"{prefix}_zero_shot"))
         return metrics
 

@@ -395,18 +395,9 @@ class SpeechRecognition(Recipe):
         return speech_metrics(self.decode(eval_pred.label_ids, targets=True), self.decode(predictions))
 
     def pretrained_metrics(self, trainer: Any, encoded: dict[str, Any]) -> dict[str, float]:
-        """The checkpoint's WER before fine-tuning on validation and test (LoRA starts as the identity)."""
-        if not self.config.labels.zero_shot_baseline:
-            return {}
-        metrics = {}
-        for split, prefix in (("validation", "eval"), ("test", "test")):
-            if split in encoded:
-                output = trainer.predict(
-                    self.with_eval_transform(encoded[split]), metric_key_prefix=f"{prefix}_zero_shot"
-                )
-                self.predictions[f"{prefix}_zero_shot"] = output  # its transcripts are saved beside the fine-tuned ones
-                metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("runtime", "per_second"))})
-        return metrics
+        """The checkpoint's WER before fine-tuning on validation and test (its transcripts are saved beside the
+        fine-tuned ones)."""
+        return self.evaluate_unmodified(trainer, encoded) if self.config.labels.zero_shot_baseline else {}
 
     # ------------------------------------------------------------------ predictions and outputs
 
