@@ -30,7 +30,7 @@ ROLE_NAMES = {  # ShareGPT and other spellings -> chat-template roles
     "function": "tool",
 }
 MESSAGES_CANDIDATES = ("messages", "conversations", "conversation", "chat", "dialog")
-PROMPT_CANDIDATES = ("prompt", "instruction", "question", "input")
+PROMPT_CANDIDATES = ("prompt", "instruction", "question", "input")  # Alpaca: instruction (+ input as context)
 COMPLETION_CANDIDATES = ("completion", "response", "output", "answer", "chosen")
 TEXT_CANDIDATES = ("text", "content", "document", "sentence")
 

@@ -395,3 +395,23 @@ def test_csv_conversations_as_json_text_and_duplicates_kept_on_request(tiny_llam
     assert report["train"].rows_out + report["validation"].rows_out == 30
     row = encoded[0]
     assert target_text(recipe.processor, row["input_ids"], row["labels"]).endswith(f".{END}")
+
+
+def test_chat_template_option_is_checked_at_load_time(tiny_llama, tmp_path):
+    for value, message in (("templates/chatml.jinja", "does not exist"), ("chatml", "must be a Jinja template")):
+        with pytest.raises(ConfigError, match=message):
+            recipe_class("causal-lm")(lm_config(tiny_llama, tmp_path / "x.jsonl", tmp_path / "run",
+                                                preprocessing={"chat_template": value}))  # fmt: skip
+
+
+def test_alpaca_instruction_input_output(tiny_llama, tmp_path):
+    rows = [{"instruction": q, "input": "answer briefly." if i % 2 else "", "output": a}
+            for i, (q, a) in enumerate(colour_pairs(30, seed=8))]  # fmt: skip
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    recipe, encoded = encoded_train(lm_config(tiny_llama, train, tmp_path / "run"))
+    assert recipe.columns == {"input": "instruction", "context": "input", "completion": "output"}
+    texts = [recipe.processor.decode(r["input_ids"]) for r in encoded]
+    with_context = next(t for t in texts if "answer briefly." in t)
+    assert "?\n\nanswer briefly.<|im_end|>" in with_context
+    row = encoded[0]
+    assert target_text(recipe.processor, row["input_ids"], row["labels"]).endswith(f".{END}")

@@ -120,8 +120,8 @@ class CausalLM(Recipe):
             prompt, reference = self.renderer.generation_prompt(turns[:last]), turns[last]["content"]
         elif self.shape == "prompt-completion":
             reference = row[self.columns["completion"]].strip()
-            user = [{"role": "user", "content": value}]
-            prompt = self.renderer.generation_prompt(user) if self.renderer.use_template else value
+            user = [{"role": "user", "content": self.prompt_text(value, row.get(self.columns.get("context", "")))}]
+            prompt = self.renderer.generation_prompt(user) if self.renderer.use_template else user[0]["content"]
         else:
             words = value.split()
             prompt, reference = (

@@ -65,8 +65,17 @@ class ChatModality(TextModality):
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
         super(TextModality, cls).check_config(config)  # TextModality's checks read options chat data has not
-        if config.preprocessing.max_length < 2:
-            raise ConfigError(f"'preprocessing.max_length' must be >= 2, got {config.preprocessing.max_length}.")
+        pre = config.preprocessing
+        if pre.max_length < 2:
+            raise ConfigError(f"'preprocessing.max_length' must be >= 2, got {pre.max_length}.")
+        if pre.chat_template is not None and pre.chat_template.endswith(".jinja"):
+            if not Path(pre.chat_template).is_file():
+                raise ConfigError(f"'preprocessing.chat_template': file '{pre.chat_template}' does not exist.")
+        elif pre.chat_template is not None and "{%" not in pre.chat_template and "{{" not in pre.chat_template:
+            raise ConfigError(
+                "'preprocessing.chat_template' must be a Jinja template (with {% ... %} / {{ ... }}) or a path to a "
+                f".jinja file; got {pre.chat_template[:80]!r}."
+            )
 
     @classmethod
     def corruption_suite(cls) -> dict[str, Any]:
@@ -88,6 +97,8 @@ class ChatModality(TextModality):
             return {"input": found}
         if dc.prompt_column or (not dc.text_column and _any(columns, chat.PROMPT_CANDIDATES)):
             self.shape = "prompt-completion"
+            if not dc.prompt_column and {"instruction", "input", "output"} <= set(columns):  # Alpaca
+                return {"input": "instruction", "context": "input", "completion": dc.completion_column or "output"}
             prompt = find_column(dataset, dc.prompt_column, chat.PROMPT_CANDIDATES, "data.prompt_column", where)
             rest = [c for c in chat.COMPLETION_CANDIDATES if c != self.config.labels.answer_column]
             completion = find_column(dataset, dc.completion_column, tuple(rest), "data.completion_column", where)
@@ -131,9 +142,10 @@ class ChatModality(TextModality):
     def load_processor(self, model_path: str) -> Any:
         tokenizer = super().load_processor(model_path)
         template = self.config.preprocessing.chat_template
-        if template is not None:
-            path = Path(template)
-            tokenizer.chat_template = path.read_text(encoding="utf-8") if template.endswith(".jinja") else template
+        if template is not None:  # checked in check_config
+            tokenizer.chat_template = (
+                Path(template).read_text(encoding="utf-8") if template.endswith(".jinja") else template
+            )
         use = self.config.preprocessing.use_chat_template
         has_template = bool(getattr(tokenizer, "chat_template", None))
         if not has_template and (self.shape == "conversation" or use == "always"):
@@ -165,7 +177,10 @@ class ChatModality(TextModality):
             if self.shape == "conversation":
                 rows.append(self.renderer.conversation(value, where))
             elif self.shape == "prompt-completion":
-                rows.append(self.renderer.prompt_completion(value, batch[self.columns["completion"]][i], where))
+                prompt = self.prompt_text(
+                    value, batch[self.columns["context"]][i] if "context" in self.columns else None
+                )
+                rows.append(self.renderer.prompt_completion(prompt, batch[self.columns["completion"]][i], where))
             else:
                 rows.extend(self.renderer.text(value))
         out = {
@@ -176,10 +191,13 @@ class ChatModality(TextModality):
             "truncated": [r.truncated for r in rows],
         }
         if self.shape != "text":  # one row each: what the task needs from the raw row rides along
-            out.update(
-                {key: batch[column] for key, column in self.columns.items() if key not in ("input", "completion")}
-            )
+            out.update({key: batch[column] for key, column in self.columns.items() if key == "answer"})
         return out
+
+    @staticmethod
+    def prompt_text(prompt: str, context: str | None) -> str:
+        """A prompt with its optional context (Alpaca's `input`) after a blank line."""
+        return f"{prompt.strip()}\n\n{context.strip()}" if isinstance(context, str) and context.strip() else prompt
 
     def preprocessing_notes(self, encoded: Any) -> dict[str, Any]:
         lengths = np.asarray(encoded["length"])
