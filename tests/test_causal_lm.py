@@ -120,12 +120,11 @@ def test_packed_loss_equals_unpadded_loss(tiny_llama, pairs, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
     assert packing_isolated(model)[0]
     rows = [encoded[i] for i in range(6)]
-    with torch.no_grad():
+    with torch.no_grad():  # the batches exactly as the Trainer passes them to the model
         losses = {
-            packing: model(**ChatCollator(recipe.processor, packing)(rows), use_cache=False).loss.item()
-            for packing in (False, True)
+            packing: model(**ChatCollator(recipe.processor, packing)(rows)).loss.item() for packing in (False, True)
         }
-        one_by_one = [model(**ChatCollator(recipe.processor, False)([r]), use_cache=False) for r in rows]
+        one_by_one = [model(**ChatCollator(recipe.processor, False)([r])) for r in rows]
     counts = [sum(label != -100 for label in r["labels"][1:]) for r in rows]
     mean = sum(out.loss.item() * n for out, n in zip(one_by_one, counts)) / sum(counts)
     assert abs(losses[True] - losses[False]) < 1e-4

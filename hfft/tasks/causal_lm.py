@@ -148,11 +148,6 @@ class CausalLM(Recipe):
         generation.max_new_tokens = self.config.labels.max_new_tokens
         generation.max_length = None
 
-    def collator(self) -> Any:
-        from hfft.modalities.text.chat import ChatCollator
-
-        return ChatCollator(self.processor, packing=False)
-
     def build_trainer(self, args: Any, encoded: dict[str, Any]) -> Any:
         """Packing (preprocessing.packing) only where the model keeps packed samples apart: checked here."""
         from hfft.modalities.text.chat import ChatCollator

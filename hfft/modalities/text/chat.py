@@ -259,7 +259,8 @@ class PromptCorruption:
 
 class ChatCollator:
     """Right-padded batches with `labels` padded by -100, or (``packing``) one row of the batch's samples
-    concatenated, with position ids restarting at each sample and the first label of each sample masked."""
+    concatenated, with position ids restarting at each sample and the first label of each sample masked; both
+    without a key/value cache."""
 
     def __init__(self, tokenizer: Any, packing: bool) -> None:
         self.tokenizer, self.packing = tokenizer, packing
@@ -275,6 +276,9 @@ class ChatCollator:
                 "input_ids": torch.tensor([ids]),
                 "position_ids": torch.tensor([positions]),
                 "labels": torch.tensor([labels]),
+                # with a cache (use_cache defaults to the config's True) transformers ignores the restarting
+                # position ids and lets packed samples attend to each other
+                "use_cache": False,
             }
         longest = max(len(f["input_ids"]) for f in features)
         pad = self.tokenizer.pad_token_id
@@ -286,6 +290,7 @@ class ChatCollator:
                 [[1] * len(f["input_ids"]) + [0] * (longest - len(f["input_ids"])) for f in features]
             ),
         }
+        batch["use_cache"] = False  # nothing is generated from a training or evaluation batch: no cache to build
         if "labels" in features[0]:
             batch["labels"] = torch.tensor(
                 [list(f["labels"]) + [-100] * (longest - len(f["labels"])) for f in features]
