@@ -226,12 +226,6 @@ class ChatModality(TextModality):
     def prepare_inputs(self, inputs: list[Any]) -> dict[str, Any]:
         raise NotImplementedError("causal-lm predicts by generation (see CausalLM.predict)")
 
-    def to_natural(self, value: Any) -> Any:
-        return value
-
-    def from_natural(self, value: Any) -> Any:
-        return value
-
 
 def _any(columns: list[str], candidates: tuple[str, ...]) -> bool:
     return any(c in columns for c in candidates)
