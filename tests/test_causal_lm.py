@@ -414,3 +414,13 @@ def test_alpaca_instruction_input_output(tiny_llama, tmp_path):
     assert "?\n\nanswer briefly.<|im_end|>" in with_context
     row = encoded[0]
     assert target_text(recipe.processor, row["input_ids"], row["labels"]).endswith(f".{END}")
+
+
+def test_label_smoothing_and_full_fine_tuning(tiny_llama, pairs, tmp_path):
+    """regularization.label_smoothing goes through Trainer's causal-LM label smoother (labels shifted); full FT."""
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    config = lm_config(tiny_llama, train, tmp_path / "run", regularization={"label_smoothing": 0.1},
+                       tuning={"method": "full"}, labels={"generation_rows": 0})  # fmt: skip
+    metrics = recipe_class("causal-lm")(config).train()
+    assert metrics["eval_perplexity"] < metrics["eval_zero_shot_perplexity"] / 2
+    assert not (tmp_path / "run" / "adapter").exists()
