@@ -93,8 +93,8 @@ def test_string_for_a_boolean_is_refused():
 
 
 def test_choice_outside_the_allowed_values():
-    with raises(ConfigError, r"^'tuning\.method' must be one of lora, full, freeze, got 'qlora'\.$"):
-        load_config(config(tuning={"method": "qlora"}))
+    with raises(ConfigError, r"^'tuning\.method' must be one of lora, full, freeze, qlora, got 'prefix'\.$"):
+        load_config(config(tuning={"method": "prefix"}))
 
 
 def test_negative_learning_rate():
@@ -579,10 +579,10 @@ def test_resume_from_an_incomplete_checkpoint(tmp_path):
 
 def test_cli_prints_one_paragraph_and_exits_2(tmp_path, capsys):
     path = tmp_path / "recipe.yaml"
-    path.write_text("task: text-classification\ndata: {train: nowhere.csv}\ntuning: {method: qlora}\n")
+    path.write_text("task: text-classification\ndata: {train: nowhere.csv}\ntuning: {method: prefix}\n")
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err == "hfft: error: 'tuning.method' must be one of lora, full, freeze, got 'qlora'.\n"
+    assert err == "hfft: error: 'tuning.method' must be one of lora, full, freeze, qlora, got 'prefix'.\n"
     with pytest.raises(HfftError):
         main(["--debug", "train", str(path)])
 

@@ -52,8 +52,8 @@ def test_wrong_type_names_key_and_expected_type():
 
 
 def test_literal_choices_are_listed():
-    with pytest.raises(ConfigError, match=r"'tuning.method' must be one of lora, full, freeze, got 'qlora'"):
-        load_config(config(tuning={"method": "qlora"}))
+    with pytest.raises(ConfigError, match=r"'tuning.method' must be one of lora, full, freeze, qlora, got 'prefix'"):
+        load_config(config(tuning={"method": "prefix"}))
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,8 @@ def test_yaml_is_read_safely(tmp_path):
     path.write_text("task: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
+
+
+def test_qlora_is_for_causal_lm_only():
+    with pytest.raises(ConfigError, match=r"'tuning.method: qlora' is for causal-lm; use lora for text-classification"):
+        load_config(config(tuning={"method": "qlora"}))
