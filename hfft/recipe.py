@@ -106,6 +106,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         trainer = self.build_trainer(args, encoded)
         before = self.pretrained_metrics(trainer, encoded)  # e.g. the zero-shot WER of the unmodified checkpoint
         trainer.release_evaluated_model()  # so that training wraps it in DDP after all
+        if args.hfft_learning_rate_auto:  # training.learning_rate: auto
+            args.learning_rate = self.auto_learning_rate(trainer, resume)
         checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = {**before, **train_result.metrics}
@@ -127,6 +129,21 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         if trainer.is_world_process_zero():
             self.save(trainer, metrics, model_path)
         return metrics
+
+    def auto_learning_rate(self, trainer: Any, resume: bool | str) -> float:
+        """The range test's learning rate (hfft/lr_finder.py); a resumed run keeps the one it chose first."""
+        import json
+
+        from hfft.lr_finder import RESULT_FILE, find_learning_rate
+
+        saved = self.output_dir / RESULT_FILE
+        if resume and saved.is_file():
+            chosen = json.loads(saved.read_text(encoding="utf-8"))
+        else:
+            chosen = vars(find_learning_rate(trainer, self.output_dir))
+        keep = ("learning_rate", "rule", "steps", "seconds")
+        self.model_notes["learning_rate_auto"] = {k: chosen[k] for k in keep}
+        return chosen["learning_rate"]
 
     def preflight(self, resume: bool | str) -> str:
         """Cheap checks that must pass before data or weights are loaded."""

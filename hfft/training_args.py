@@ -47,9 +47,11 @@ def validate_training_section(config: RecipeConfig, class_name: str = "TrainingA
             raise ConfigError(
                 f"Unknown config key 'training.{key}' (not a {class_name} field).{_suggest(key, list(fields))}"
             )
+        if key == "learning_rate" and value == "auto":  # a range test before training (hfft/lr_finder.py)
+            continue
         config.training[key] = coerce(value, fields[key], f"training.{key}")
     lr = config.training.get("learning_rate")
-    if lr is not None and lr <= 0:
+    if lr is not None and lr != "auto" and lr <= 0:
         raise ConfigError(f"'training.learning_rate' must be > 0, got {lr}.")
     epochs = config.training.get("num_train_epochs")
     if epochs is not None and epochs <= 0:
@@ -128,6 +130,9 @@ def build_training_arguments(config: RecipeConfig, recipe: Any) -> Any:
             "'regularization.early_stopping_patience' / 'training.load_best_model_at_end' need "
             "evaluation: set training.eval_strategy to epoch or steps."
         )
+    auto_lr = args.get("learning_rate") == "auto"
+    if auto_lr:  # replaced by the range test's choice before the optimizer is built (Recipe.train)
+        args["learning_rate"] = DEFAULT_LEARNING_RATE[config.tuning.method]
     if args.get("use_cpu"):
         from hfft.perf import set_cpu_threads
 
@@ -137,4 +142,5 @@ def build_training_arguments(config: RecipeConfig, recipe: Any) -> Any:
     except (ValueError, TypeError) as err:
         raise ConfigError(f"'training': invalid TrainingArguments: {err}") from None
     arguments.hfft_chose_bf16 = bool(args.get("bf16")) and "bf16" not in config.training  # see hfft.perf
+    arguments.hfft_learning_rate_auto = auto_lr
     return arguments
