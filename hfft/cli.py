@@ -218,6 +218,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out_dir=args.out,
         severities=tuple(args.severities),
         max_samples=args.max_samples,
+        seeds=args.seeds,
     )
     return 0
 
@@ -273,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="built-in names or NAME:key=value,key=value (built on 'none')",
     )
     compare.add_argument("--severities", type=int, nargs="+", default=[1, 3, 5], choices=range(1, 6))
+    compare.add_argument(
+        "--seeds", type=int, default=1, help="train every variant with N seeds: mean ± std, noise marks"
+    )
     compare.add_argument("--max-samples", type=int, default=None, help="robustness on a seeded subset of this size")
     compare.add_argument("--out", default=None, help="output folder (default: OUTPUT_DIR/compare)")
     compare.set_defaults(func=cmd_compare)

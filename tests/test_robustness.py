@@ -208,3 +208,27 @@ def test_compare_writes_table_and_plot_and_reuses_finished_variants(tiny_bert, t
     again = run_comparison(str(recipe), ["none"], out_dir=tmp_path / "cmp", severities=(2,))
     assert (tmp_path / "cmp" / "none" / "model.safetensors").stat().st_mtime_ns == stamp
     assert again[0]["val_accuracy"] == rows[0]["val_accuracy"]
+
+
+def test_compare_with_seeds_reports_mean_std_and_noise(tiny_bert, text_csvs, tmp_path):
+    import yaml
+
+    recipe = tmp_path / "recipe.yaml"
+    config = text_config(
+        tiny_bert, text_csvs, tmp_path / "base", tuning={"method": "full"}, training={"num_train_epochs": 1}
+    )
+    recipe.write_text(yaml.safe_dump(config))
+    rows = run_comparison(str(recipe), ["none", "label_smoothing"], out_dir=tmp_path / "cmp", severities=(2,), seeds=2)
+    none, smoothing = rows
+    assert len(none["runs"]) == len(smoothing["runs"]) == 2
+    values = [r["val_accuracy"] for r in none["runs"]]
+    assert none["val_accuracy"] == pytest.approx(sum(values) / 2)
+    assert none["val_accuracy_std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+    assert set(smoothing["beyond_noise"]) >= {"val_accuracy", "clean_accuracy"}
+    seeds = {
+        yaml.safe_load((tmp_path / "cmp" / "none" / f"seed-{s}" / "hfft_config.yaml").read_text())["seed"]
+        for s in (42, 43)
+    }
+    assert seeds == {42, 43}
+    table = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "±" in table and "over 2 seeds" in table
