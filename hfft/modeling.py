@@ -205,6 +205,11 @@ def quantization(config: RecipeConfig) -> dict[str, Any]:
     return {"quantization_config": bits, "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}}
 
 
+def base_model(model: Any) -> Any:
+    """The transformers model itself: under a peft wrapper, the wrapped model (LoRA layers included)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def is_head_parameter(name: str) -> bool:
     """True for parameters of a classification head (also under peft wrappers: `...classifier.modules_to_save...`)."""
     return any(part in HEAD_NAMES for part in name.split(".")[:-1]) and "lora_" not in name

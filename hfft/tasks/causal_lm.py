@@ -22,6 +22,7 @@ from hfft import cleaning
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError
 from hfft.hooks import find_column
+from hfft.modeling import base_model
 from hfft.recipe import Recipe
 
 logger = logging.getLogger("hfft")
@@ -138,8 +139,7 @@ class CausalLM(Recipe):
 
     def init_head(self, model: Any) -> None:
         """Generation stops at the template's end-of-turn token as well as at EOS (saved with the model)."""
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        tokenizer, generation = self.processor, base.generation_config
+        tokenizer, generation = self.processor, base_model(model).generation_config
         stops = [tokenizer.eos_token_id, self.renderer.end_of_turn_id if self.renderer else None]
         current = generation.eos_token_id
         current = current if isinstance(current, list) else [current]
@@ -159,8 +159,8 @@ class CausalLM(Recipe):
             self.model_notes["packing"] = {"used": isolated, "reason": reason}
             if isolated:
                 logger.warning("packing on: %s", reason)
+                trainer.eval_data_collator = trainer.data_collator  # evaluation pads (the modality's collator)
                 trainer.data_collator = ChatCollator(self.processor, packing=True)
-                trainer.eval_data_collator = ChatCollator(self.processor, packing=False)
             else:
                 logger.warning("packing off, length-grouped padding instead: %s", reason)
         return trainer
@@ -248,7 +248,7 @@ class CausalLM(Recipe):
 
         model = model if model is not None else self.model
         tokenizer, results = self.processor, []
-        stops = set(self._base(model).generation_config.eos_token_id or [])
+        stops = set(base_model(model).generation_config.eos_token_id or [])
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         was_training = model.training
         model.eval()
@@ -273,10 +273,6 @@ class CausalLM(Recipe):
             tokenizer.padding_side = side
             model.train(was_training)
         return results
-
-    @staticmethod
-    def _base(model: Any) -> Any:
-        return model.get_base_model() if hasattr(model, "get_base_model") else model
 
     def render_prompt(self, value: Any) -> str:
         """A raw predict input (a user message, or a list of turns) as the text the model continues."""

@@ -332,7 +332,9 @@ class SpeechRecognition(Recipe):
     def init_head(self, model: Any) -> None:
         """Encoder-decoder models: the generation settings used in evaluation, predict and the saved pipeline.
         CTC models: in evaluation, frames past each clip's end (batch padding) predict the blank."""
-        model = model.get_base_model() if hasattr(model, "get_base_model") else model
+        from hfft.modeling import base_model
+
+        model = base_model(model)
         if not self.seq2seq:
             if not getattr(model, "hfft_masks_padded_frames", False):
                 model.register_forward_hook(blank_padded_frames, with_kwargs=True)

@@ -166,7 +166,9 @@ class ImageModality(Recipe):
 
         if self.model is None:
             return {}
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        from hfft.modeling import base_model
+
+        base = base_model(self.model)
         trained_at = getattr(base.config, "image_size", None)
         trained_at = tuple(trained_at) if isinstance(trained_at, (list, tuple)) else (trained_at, trained_at)
         accepts = "interpolate_pos_encoding" in inspect.signature(base.forward).parameters

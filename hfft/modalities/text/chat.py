@@ -3,7 +3,6 @@ rendered with the chat template into token ids and a per-token target mask, padd
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +15,6 @@ from hfft.errors import ConfigError
 from hfft.hooks import find_column
 from hfft.modalities.text.modality import TextModality
 
-logger = logging.getLogger("hfft")
 ROW = "__hfft_row"  # row numbers while cleaning, so that problems name the row
 
 
@@ -160,14 +158,6 @@ class ChatModality(TextModality):
         self.renderer = chat.ChatRenderer(tokenizer, self.max_length_of(tokenizer), with_template)
         return tokenizer
 
-    def max_length_of(self, tokenizer: Any) -> int:
-        limit = getattr(tokenizer, "model_max_length", None) or 10**9
-        return min(self.config.preprocessing.max_length, limit if limit < 10**6 else 10**9)
-
-    @property
-    def max_length(self) -> int:
-        return self.max_length_of(self.processor)
-
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
         """Token ids, the target mask (`target_mask`), the length and whether the row was cut."""
         rows: list[chat.Rendered] = []
@@ -207,15 +197,6 @@ class ChatModality(TextModality):
         if self.renderer is not None and self.renderer.use_template:
             notes["chat_template"] = "config" if self.config.preprocessing.chat_template else "tokenizer"
         return notes
-
-    def encode(self, dataset: Any, split: str) -> Any:
-        encoded = super(TextModality, self).encode(dataset, split)  # no pair column; truncation reported below
-        cut = self.report.splits[split].notes.get("truncated")
-        if cut:
-            logger.warning(
-                "%s: %d rows are longer than %d tokens and were cut at the end.", split, cut, self.max_length
-            )
-        return encoded
 
     def has_train_transform(self) -> bool:
         return False

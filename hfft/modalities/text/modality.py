@@ -117,7 +117,11 @@ class TextModality(Recipe):
 
     @property
     def max_length(self) -> int:
-        limit = getattr(self.processor, "model_max_length", None) or 10**9
+        return self.max_length_of(self.processor)
+
+    def max_length_of(self, tokenizer: Any) -> int:
+        """preprocessing.max_length, capped at the tokenizer's limit (ignored when it is a "no limit" sentinel)."""
+        limit = getattr(tokenizer, "model_max_length", None) or 10**9
         return min(self.config.preprocessing.max_length, limit if limit < 10**6 else 10**9)
 
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
