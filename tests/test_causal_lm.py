@@ -198,6 +198,14 @@ def test_lora_run_stops_reloads_merges_and_loads_in_pipeline(tiny_llama, lora_ru
     merged = AutoModelForCausalLM.from_pretrained(str(out))
     assert greedy(adapter.eval()) == greedy(adapter.merge_and_unload().eval()) == greedy(merged.eval())
 
+    run_dir_pipeline = pipeline("text-generation", model=str(out))  # the LoRA run directory itself (merged at the top)
+    assert (
+        run_dir_pipeline([{"role": "user", "content": prompts[0]}], do_sample=False)[0]["generated_text"][-1][
+            "content"
+        ].strip()
+        == answers[0]
+    )
+
     export = export_merged(out, tmp_path / "export")
     assert (export / "chat_template.jinja").is_file() or "chat_template" in (
         export / "tokenizer_config.json"
@@ -423,4 +431,9 @@ def test_label_smoothing_and_full_fine_tuning(tiny_llama, pairs, tmp_path):
                        tuning={"method": "full"}, labels={"generation_rows": 0})  # fmt: skip
     metrics = recipe_class("causal-lm")(config).train()
     assert metrics["eval_perplexity"] < metrics["eval_zero_shot_perplexity"] / 2
+    from transformers import pipeline
+
+    chat = pipeline("text-generation", model=str(tmp_path / "run"))  # the full fine-tuning run directory
+    reply = chat([{"role": "user", "content": pairs[0][0]}], do_sample=False, max_new_tokens=8)
+    assert reply[0]["generated_text"][-1]["role"] == "assistant"
     assert not (tmp_path / "run" / "adapter").exists()
