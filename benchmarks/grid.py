@@ -60,18 +60,28 @@ def heavy_others(
 
 
 def run_train(
-    recipe: Path, overrides: list[str], metric_keys: tuple[str, ...], label: dict[str, str], timeout: float, log: Path
+    recipe: Path,
+    overrides: list[str],
+    metric_keys: tuple[str, ...],
+    label: dict[str, str],
+    timeout: float,
+    log: Path,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """One `hfft train RECIPE OVERRIDES` process: ``metric_keys`` of its all_results.json (the run's output_dir is
     the last `training.output_dir=` override), peak RSS (wait4), wall time, and the machine's load around it;
-    ``label`` (e.g. method and precision) starts the row."""
+    ``label`` (e.g. method and precision) starts the row. ``threads``: pin the run to that many OpenMP threads
+    (passive waiting), for runs that share the cores with other work."""
     out_dir = Path(next(o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("training.output_dir=")))
     cmd = [sys.executable, "-m", "hfft", "train", str(recipe), *overrides]
     seen = process_cpu()
     first = {pid: cpu for pid, (_, _, cpu) in seen.items()}
     load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
     with open(log, "w") as log_file:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=worker_env(), stdout=log_file, stderr=subprocess.STDOUT)
+        env = worker_env()
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         polls = 0
         while not (done := os.wait4(proc.pid, os.WNOHANG))[0]:  # wait4: the child's own peak RSS
             if time.time() > started + timeout:
@@ -100,7 +110,7 @@ def run_train(
         load_after=round(os.getloadavg()[0], 2),
         other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own) / max(wall, 1e-6)), 2),
         heavy_processes=heavy_others(first, seen, proc.pid, wall),
-        command=" ".join(["hfft", "train", str(Path(recipe).relative_to(ROOT)), *overrides]),
+        command=" ".join(["hfft", "train", os.path.relpath(recipe, ROOT), *overrides]),
     )
     return row
 

@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   hfft predict runs/fortunes "Never trust a computer you can't throw out a window."
   hfft export runs/fortunes merged-model/
   hfft ls && hfft cp text/fortunes-minilm my-recipe.yaml
+  hfft search recipes/text/fortunes-minilm.yaml --space recipes/search/fortunes-minilm.yaml
 """
 
 
@@ -35,6 +36,8 @@ def shipped_recipes() -> dict[str, Path]:
     found = {}
     for root in recipe_dirs():
         for path in sorted(root.rglob("*.yaml")):
+            if path.relative_to(root).parts[0] == "search":  # search spaces (hfft search --space), not recipes
+                continue
             name = str(path.relative_to(root).with_suffix(""))
             found.setdefault(name, path)
     return found
@@ -223,6 +226,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from hfft.search import run_search
+
+    run_search(args.config, args.space, args.overrides, out_dir=args.out, trials=args.trials)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hfft",
@@ -280,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-samples", type=int, default=None, help="robustness on a seeded subset of this size")
     compare.add_argument("--out", default=None, help="output folder (default: OUTPUT_DIR/compare)")
     compare.set_defaults(func=cmd_compare)
+    search = sub.add_parser(
+        "search", help="hyperparameter search (Optuna) over a YAML space; objective: the validation metric"
+    )
+    search.add_argument("config")
+    search.add_argument("overrides", nargs="*", help="overrides applied to every trial")
+    search.add_argument("--space", required=True, help="YAML search space (see hfft/search.py)")
+    search.add_argument("--trials", type=int, default=None, help="finished trials to reach (default: the space's)")
+    search.add_argument("--out", default=None, help="output folder (default: OUTPUT_DIR/search); rerun to continue")
+    search.set_defaults(func=cmd_search)
     sub.add_parser("ls", help="list the shipped recipes").set_defaults(func=cmd_ls)
     cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
     cp.add_argument("name")

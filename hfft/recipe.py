@@ -64,6 +64,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         self.columns: dict[str, str] = {}
         self.model_notes: dict[str, Any] = {}  # e.g. a re-initialised head (saved in run_info.json)
         self.predictions: dict[str, Any] = {}  # split -> Trainer PredictionOutput, for the task's outputs
+        self.callbacks: list[Any] = []  # more TrainerCallbacks (e.g. hfft search's pruning)
+        self.use_test = True  # False: the test split is not loaded (hfft search: trials never see it)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -103,11 +105,12 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         if args.process_index == 0:
             print("data:\n" + self.report.summary(), flush=True)
         self.model = self.build_model(model_path)
+        self.resolve_learning_rate(args)  # the recipe's, or hfft's default for this architecture and method
         trainer = self.build_trainer(args, encoded)
         before = self.pretrained_metrics(trainer, encoded)  # e.g. the zero-shot WER of the unmodified checkpoint
         trainer.release_evaluated_model()  # so that training wraps it in DDP after all
         if args.hfft_learning_rate_auto:  # training.learning_rate: auto
-            args.learning_rate = self.auto_learning_rate(trainer, resume)
+            args.learning_rate = self.model_notes["learning_rate"]["value"] = self.auto_learning_rate(trainer, resume)
         checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = {**before, **train_result.metrics}
@@ -129,6 +132,24 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         if trainer.is_world_process_zero():
             self.save(trainer, metrics, model_path)
         return metrics
+
+    def resolve_learning_rate(self, args: Any) -> None:
+        """Set ``args.learning_rate``: the recipe's value, or hfft's default for this architecture family, tuning
+        method and task (hfft/defaults.py); the value and its source are logged and saved in run_info.json."""
+        from hfft.defaults import LearningRateChoice, default_learning_rate
+        from hfft.modeling import base_model
+
+        setting = self.config.training.get("learning_rate")
+        if setting is None:
+            choice = default_learning_rate(base_model(self.model).config, self.config.tuning.method, self.task)
+            args.learning_rate = choice.value
+        elif setting == "auto":
+            choice = LearningRateChoice("auto", "learning-rate range test (training.learning_rate: auto)")
+        else:
+            choice = LearningRateChoice(setting, "training.learning_rate")
+        self.model_notes["learning_rate"] = vars(choice)
+        if args.process_index == 0:
+            logger.info("learning rate: %s (%s)", choice.value, choice.source)
 
     def auto_learning_rate(self, trainer: Any, resume: bool | str) -> float:
         """The range test's learning rate (hfft/lr_finder.py); a resumed run keeps the one it chose first."""
@@ -198,6 +219,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
                 found = data.pick_split(source, getattr(dc, f"{role}_split"), names, "data.train")
                 if found is not None:
                     splits[role] = found
+        if not self.use_test:
+            splits.pop("test", None)
         return {role: self.convert_source(ds, cleaning.source_name(dc, role)) for role, ds in splits.items()}
 
     def find_columns(self, dataset: Any, where: str) -> dict[str, str]:
@@ -290,7 +313,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
 
         from hfft import perf  # its Trainer reads the length column through wrappers: no start-up scan
 
-        train, collator, callbacks = encoded["train"], self.collator(), []
+        train, collator, callbacks = encoded["train"], self.collator(), list(self.callbacks)
         if self.config.regularization.augment and self.has_train_transform():  # resume-safe: seeded per batch
             train, collator, epoch = seeded_augmentation(train, self.train_transform, collator, self.config.seed)
             callbacks.append(epoch)

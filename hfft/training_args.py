@@ -16,10 +16,9 @@ OWNED_BY_HFFT = {
     "label_smoothing_factor": "regularization.label_smoothing",
 }
 
-# Learning rates that work per tuning method when the user sets none (LoRA and a
-# frozen backbone need far larger steps than full fine-tuning).
-DEFAULT_LEARNING_RATE = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3, "qlora": 2e-4}
-
+# Until the model is built (Recipe.resolve_learning_rate) a run without a learning rate holds this placeholder;
+# the default proper depends on the architecture (hfft/defaults.py).
+PLACEHOLDER_LEARNING_RATE = 1e-4
 
 # Texts vary in length: batches of similar lengths (read from the `length` column the text modality keeps)
 # carry far less padding than random ones (~2x fewer tokens on short texts).
@@ -76,7 +75,7 @@ def training_defaults(config: RecipeConfig, recipe: Any) -> dict[str, Any]:
     defaults: dict[str, Any] = {
         "output_dir": f"runs/{recipe.task}",
         "num_train_epochs": 3,
-        "learning_rate": DEFAULT_LEARNING_RATE[config.tuning.method],
+        "learning_rate": PLACEHOLDER_LEARNING_RATE,
         "per_device_train_batch_size": 16,
         "per_device_eval_batch_size": 64,
         "warmup_steps": 0.1,
@@ -132,7 +131,7 @@ def build_training_arguments(config: RecipeConfig, recipe: Any) -> Any:
         )
     auto_lr = args.get("learning_rate") == "auto"
     if auto_lr:  # replaced by the range test's choice before the optimizer is built (Recipe.train)
-        args["learning_rate"] = DEFAULT_LEARNING_RATE[config.tuning.method]
+        args["learning_rate"] = PLACEHOLDER_LEARNING_RATE
     if args.get("use_cpu"):
         from hfft.perf import set_cpu_threads
 
