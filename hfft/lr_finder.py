@@ -125,11 +125,23 @@ def steepest(lrs: list[float], smoothed: list[float]) -> float | None:
     return float(lrs[start + int(np.argmin(slopes))])
 
 
+def test_steps(trainer: Any, fraction: float = 0.25, fewest: int = 20, most: int = 60) -> int:
+    """Batches the range test may use: ``fraction`` of the run's optimizer steps, within [fewest, most]."""
+    args = trainer.args
+    if args.max_steps and args.max_steps > 0:
+        total = args.max_steps
+    else:
+        per_epoch = math.ceil(len(trainer.get_train_dataloader()) / args.gradient_accumulation_steps)
+        total = math.ceil(per_epoch * args.num_train_epochs)
+    return max(fewest, min(most, round(fraction * total)))
+
+
 def find_learning_rate(trainer: Any, out: Path) -> RangeTest:
-    """The range test on rank 0's choice, saved as lr_find.json + lr_find.png in ``out`` (rank 0)."""
+    """The range test on rank 0's choice, saved as lr_find.json + lr_find.png in ``out`` (rank 0). It uses a
+    quarter of the run's steps, 20 to 60 batches (`test_steps`)."""
     import torch.distributed as dist
 
-    result = range_test(trainer)
+    result = range_test(trainer, steps=test_steps(trainer))
     if dist.is_available() and dist.is_initialized():
         chosen = [result.learning_rate]
         dist.broadcast_object_list(chosen, src=0)

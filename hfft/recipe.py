@@ -127,6 +127,9 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
                 baseline = self.baseline_metrics(encoded["train"], encoded[split])
                 metrics.update({f"{prefix}_{name}": value for name, value in baseline.items()})
         metrics["wall_time_s"] = round(time.time() - started, 1)
+        if "learning_rate_auto" in self.model_notes:  # what `auto` cost, against the whole run
+            auto = self.model_notes["learning_rate_auto"]
+            auto["fraction_of_run"] = round(auto["seconds"] / max(metrics["wall_time_s"], 1e-9), 3)
         metrics["world_size"] = args.world_size
         self.rank_fingerprints = gather_fingerprints(trainer.model)  # all ranks must end with equal weights
         if trainer.is_world_process_zero():

@@ -59,6 +59,10 @@ def test_auto_learning_rate_run_is_saved_and_trains(tiny_bert, text_csvs, tmp_pa
     info = json.loads((out / "run_info.json").read_text())
     assert info["learning_rate_auto"]["learning_rate"] == found["learning_rate"]
     assert (out / "lr_find.png").is_file() and len(found["lrs"]) == found["steps"]
+    assert found["steps"] <= 20  # a quarter of this 28-step run, at least 20 batches
+    assert 0 < info["learning_rate_auto"]["fraction_of_run"] < 1
+    assert info["learning_rate"] == {"value": found["learning_rate"], "source": info["learning_rate"]["source"]}
+    assert "range test" in info["learning_rate"]["source"]
     state = json.loads((out / "trainer_state.json").read_text())
     logged = [h["learning_rate"] for h in state["log_history"] if "learning_rate" in h]
     assert max(logged) <= found["learning_rate"] * 1.0001  # the schedule starts from the chosen rate
