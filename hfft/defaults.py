@@ -26,8 +26,11 @@ BY_FAMILY: dict[tuple[str, str], tuple[float, str]] = {
     ("transformer", "qlora"): (2e-4, "the QLoRA paper's rate for small models (no GPU here to measure)"),
 }
 # Tasks whose heads or losses want another rate than their family's: (task, method) -> (rate, source)
+# ("freeze" is not head-only for these two: Whisper's whole decoder / a detector's encoder and decoder train.)
 BY_TASK: dict[tuple[str, str], tuple[float, str]] = {
     ("speech-recognition", "full"): (2e-5, "Whisper tiny.en on Asterisk prompts (recipes/audio/asterisk-*)"),
+    ("speech-recognition", "freeze"): (2e-5, "as full: the whole decoder trains"),
+    ("object-detection", "freeze"): (1e-4, "as full: all but the backbone trains (not measured offline)"),
 }
 
 

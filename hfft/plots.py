@@ -108,14 +108,17 @@ def robustness(
 
 
 def comparison(rows: list[dict[str, Any]], columns: list[str], path: Path, title: str = "") -> Path:
-    """Grouped bars: one group per variant, one bar per metric column."""
+    """Grouped bars: one group per variant, one bar per metric column; error bars of +-1 standard deviation
+    where rows carry `<column>_std` (several seeds)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(rows)), 5))
     width = 0.8 / max(len(columns), 1)
     x = np.arange(len(rows))
     for i, column in enumerate(columns):
         values = [r.get(column) if r.get(column) is not None else np.nan for r in rows]
-        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=column)
+        errors = [r.get(f"{column}_std", np.nan) for r in rows]
+        error_bars = None if all(np.isnan(errors)) else errors
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, yerr=error_bars, capsize=2, label=column)
     ax.set_xticks(x)
     ax.set_xticklabels([r["variant"] for r in rows])
     ax.set(xlabel="variant", ylabel="metric / gap", title=title or "Regularisation comparison")
