@@ -67,34 +67,43 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS per run (default: all cores)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--work", default=None, help="keep the runs here; a rerun reuses finished ones (default: a temp folder)"
+    )
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     args.quick = False
-    meta = machine_meta(args, threads=args.threads, seed=args.seed)
+    meta = machine_meta(args, threads=args.threads, seed=args.seed, recipes=MINIMAL)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + "-learning-rates"
+    out_dir = Path(args.results)
+    out_dir.mkdir(parents=True, exist_ok=True)
     started, rows = time.time(), []
-    with tempfile.TemporaryDirectory(prefix="hfft-lr-bench-") as work:
+    with tempfile.TemporaryDirectory(prefix="hfft-lr-bench-") as temp:
+        work = Path(args.work or temp)
+        work.mkdir(parents=True, exist_ok=True)
         for name in args.cases.split(","):
             family, method, rates = CASES[name]
             recipe = {**MINIMAL[family], "seed": args.seed, "tuning": {"method": method}}
-            path = Path(work) / f"{name}.yaml"
+            path = work / f"{name}.yaml"
             path.write_text(yaml.safe_dump(recipe))
             for lr in rates:
-                out = Path(work) / f"{name}-{lr}"
+                out = work / f"{name}-{lr}"
                 overrides = [f"training.learning_rate={lr}", f"training.output_dir={out}"]
-                row = run_train(
-                    path, overrides, METRICS, {"case": name, "lr": lr}, args.timeout, Path(work) / "log", args.threads
-                )
-                row.update(family=family, method=method, command=row["command"].replace(str(path), f"<{name}>"))
+                if (out / "all_results.json").is_file():  # finished in an earlier invocation (--work)
+                    metrics = json.loads((out / "all_results.json").read_text())
+                    row = {"case": name, "lr": lr, "ok": True, "reused": True, **{k: metrics.get(k) for k in METRICS}}
+                else:
+                    row = run_train(path, overrides, METRICS, {"case": name, "lr": lr}, args.timeout, work / "log",
+                                    args.threads)  # fmt: skip
+                    row["command"] = row["command"].replace(str(path), f"<{name}>")
+                row.update(family=family, method=method)
                 if lr == "auto" and (out / "lr_find.json").is_file():
                     row["auto_lr"] = json.loads((out / "lr_find.json").read_text())["learning_rate"]
                 rows.append(row)
                 print(f"[{time.time() - started:5.0f}s] {name} lr={lr}: " + json.dumps(row)[:300], flush=True)
-    meta.update(duration_s=round(time.time() - started), recipes=MINIMAL)
-    out_dir = Path(args.results)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + "-learning-rates"
-    (out_dir / f"{stamp}.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
-    (out_dir / f"{stamp}.md").write_text(markdown(meta, rows))
+                meta["duration_s"] = round(time.time() - started)  # results so far, rewritten after every run
+                (out_dir / f"{stamp}.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+                (out_dir / f"{stamp}.md").write_text(markdown(meta, rows))
     print(markdown(meta, rows))
 
 
@@ -113,7 +122,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lr = f"auto -> {r['auto_lr']:.2g}" if r.get("auto_lr") else r["lr"]
         scores = [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in METRICS[:3]]
-        lines.append(f"| {r['case']} | {lr} | {' | '.join(scores)} | {r['wall_s']} | {r['other_cores_busy']} |")
+        wall, busy = r.get("wall_s", r.get("wall_time_s")), r.get("other_cores_busy", "-")
+        lines.append(f"| {r['case']} | {lr} | {' | '.join(scores)} | {wall} | {busy} |")
     return "\n".join(lines) + "\n"
 
 
