@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hfft.errors import DataError
+from hfft.leakage import summary_lines
 
 logger = logging.getLogger("hfft")
 PROBLEM = "__hfft_problem"
@@ -28,12 +29,17 @@ class SplitReport:
 
 @dataclass
 class DataReport:
-    """Per-split cleaning report, saved as `data_report.json` and printed."""
+    """Per-split cleaning report, saved as `data_report.json` and printed; ``leakage``: rows shared between the
+    splits (hfft/leakage.py), saved under the ``leakage`` key."""
 
     splits: dict[str, SplitReport] = field(default_factory=dict)
+    leakage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: vars(report) for name, report in self.splits.items()}
+        out: dict[str, Any] = {name: vars(report) for name, report in self.splits.items()}
+        if self.leakage:
+            out["leakage"] = self.leakage
+        return out
 
     def summary(self) -> str:
         lines = []
@@ -46,6 +52,7 @@ class DataReport:
             lines.extend(f"    - {e}" for e in r.examples[:10])
             if len(r.examples) > 10:
                 lines.append(f"    ... and {len(r.examples) - 10} more (see data_report.json)")
+        lines.extend(summary_lines(self.leakage))
         return "\n".join(lines)
 
 

@@ -68,6 +68,29 @@ class DataConfig:
     max_eval_samples: int | None = option(None, "Use a seeded random subset of this many validation/test rows.")
     drop_duplicates: bool = option(True, "Drop exact duplicate rows (same input and label) from train; counted.")
     max_bad_fraction: float = option(0.05, "Fail when more than this fraction of a split is unreadable/corrupt.")
+    drop_leaked: bool = option(
+        False,
+        "Split leakage: remove from validation the rows whose input is also in train, and from test those also in "
+        "train or validation (exact duplicates after the modality's normalisation: text with whitespace collapsed, "
+        "lower-cased for uncased tokenizers; decoded image pixels; decoded audio samples), counted as `leaked` "
+        "drops. False: they are only reported (data report, console summary, model card).",
+    )
+    near_duplicate_threshold: float | None = option(
+        0.9,
+        "Report (never remove) validation/test rows that nearly duplicate a train (test: or validation) row: text "
+        "at this Jaccard similarity of word 3-gram sets or more; images at this fraction of agreeing bits of "
+        "64-bit difference hashes (0.9: at most 6 bits differ). Compares at most 2,000 rows of a split against "
+        "at most 100,000 (seeded samples, said in the report). Audio: not checked. None: off.",
+    )
+    normalize_labels: bool = option(
+        False,
+        "Classification: merge string labels that differ only by case, surrounding whitespace or Unicode form "
+        "(NFKC) into their most frequent training spelling (counted in the data report). False: such labels are "
+        "reported in one warning with the suggested mapping and kept as separate classes.",
+    )
+    min_class_rows: int = option(
+        5, "Classification: warn about classes with fewer than this many training rows (with their counts); 0: off."
+    )
 
 
 @dataclass
@@ -299,6 +322,9 @@ def check_ranges(config: RecipeConfig) -> None:
         (lora.r > 0, "tuning.lora.r", "> 0", lora.r),
         (0.0 <= lora.dropout < 1.0, "tuning.lora.dropout", "in [0, 1)", lora.dropout),
     ]
+    near = data.near_duplicate_threshold
+    checks.append((near is None or 0.0 < near <= 1.0, "data.near_duplicate_threshold", "in (0, 1] or null", near))
+    checks.append((data.min_class_rows >= 0, "data.min_class_rows", ">= 0", data.min_class_rows))
     for name in ("max_train_samples", "max_eval_samples"):
         value = getattr(data, name)
         checks.append((value is None or value > 0, f"data.{name}", "> 0", value))

@@ -40,6 +40,21 @@ class ModalityHooks:
         """Hook: per row, None if the input is usable, else a drop reason ("reason" or "reason: detail")."""
         return [None] * len(next(iter(batch.values())))
 
+    def fingerprint_method(self) -> str | None:
+        """Hook (split leakage, hfft/leakage.py): what `fingerprints` compares, in a few words for the data report
+        (e.g. "text, whitespace collapsed, lower-cased"); None: the modality has none (leakage is not checked).
+        Called once before the batches go through `fingerprints` (it may settle how they are normalised)."""
+        return None
+
+    def fingerprints(self, batch: dict[str, list]) -> dict[str, list]:
+        """Hook (split leakage): per row of a batch of cleaned rows, ``{"exact": [...], "preview": [...]}`` and
+        optionally ``"near_text"`` or ``"near_hash"``. ``exact``: a string equal for two rows exactly when the
+        model would read the same input after the modality's normalisation (None: the row is not compared);
+        ``preview``: a short text or file name for reports; ``near_text``: the normalised text (near-duplicates by
+        word 3-gram Jaccard similarity); ``near_hash``: a 64-bit perceptual hash as 16 hex digits (near-duplicates
+        by agreeing bits)."""
+        raise NotImplementedError
+
     def preprocess(self, batch: dict[str, list]) -> dict[str, list]:
         """Hook: deterministic batched preprocessing (cached); keeps `labels`."""
         raise NotImplementedError

@@ -3,6 +3,7 @@ multi-hot rows (multi-label: lists of names or ids, or delimited strings)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -237,3 +238,71 @@ def encode_multilabel(
     drop = [c for c in dict.fromkeys((column, "labels")) if c in dataset.column_names]
     feature = datasets.List(datasets.Value("float32"), length=len(space))
     return dataset.remove_columns(drop).add_column("labels", hot.tolist(), feature=feature)
+
+
+# ----------------------------------------------------------------------------- spelling variants
+
+
+def label_key(value: str) -> str:
+    """What label spellings are compared by: Unicode NFKC form, surrounding whitespace stripped, case-folded."""
+    return unicodedata.normalize("NFKC", value).strip().casefold()
+
+
+def string_label_counts(dataset: Any, column: str, multi_label: bool, delimiter: str | None) -> Counter | None:
+    """Rows per string label of a split (multi-label: rows holding each label); None when the column does not hold
+    string labels (ClassLabel ids, integers: left as they are)."""
+    import datasets
+
+    feature = dataset.features[column]
+    inner = list_feature_inner(feature)
+    if isinstance(feature, datasets.ClassLabel) or isinstance(inner, datasets.ClassLabel):
+        return None
+    dtype = getattr(inner if inner is not None else feature, "dtype", None)
+    if dtype not in ("string", "large_string"):
+        return None
+    if not multi_label:
+        return Counter(v for v in dataset[column] if isinstance(v, str))
+    rows = [label_list(v, delimiter) or [] for v in dataset[column]]
+    return Counter(label for row in rows for label in row if isinstance(label, str))
+
+
+def canonical_spellings(counts: Counter) -> dict[str, str]:
+    """For each `label_key`, its most frequent spelling; ties go to a spelling that is already in NFKC form
+    without surrounding whitespace, then to the first in sorted order."""
+    groups: dict[str, list[str]] = {}
+    for spelling in counts:
+        groups.setdefault(label_key(spelling), []).append(spelling)
+
+    def rank(spelling: str) -> tuple:
+        return -counts[spelling], unicodedata.normalize("NFKC", spelling).strip() != spelling, spelling
+
+    return {key: min(spellings, key=rank) for key, spellings in groups.items()}
+
+
+def spelling_mapping(counts: Counter, canonical: dict[str, str]) -> dict[str, str]:
+    """The spellings of ``counts`` that differ from their canonical spelling -> that spelling."""
+    mapping = {}
+    for spelling in sorted(counts, key=str):
+        target = canonical.get(label_key(spelling))
+        if target is not None and target != spelling:
+            mapping[spelling] = target
+    return mapping
+
+
+def rename_labels(dataset: Any, column: str, mapping: dict[str, str], multi_label: bool, delimiter: str | None) -> Any:
+    """``dataset`` with the labels of ``column`` renamed by ``mapping`` (multi-label: in every list or delimited
+    string; a label that appears twice after renaming is kept once when the row is parsed)."""
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, str) and not multi_label:
+            return mapping.get(value, value)
+        if isinstance(value, str):
+            parts = value.split(delimiter) if delimiter else [value]
+            return (delimiter or "").join(mapping.get(p.strip(), p) for p in parts)
+        if isinstance(value, (list, tuple)):
+            return [mapping.get(v.strip(), v) if isinstance(v, str) else v for v in value]
+        return value
+
+    return dataset.map(
+        lambda batch: {column: [rename(v) for v in batch[column]]}, batched=True, desc="merging label spellings"
+    )

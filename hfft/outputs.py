@@ -119,7 +119,10 @@ def write_run_files(recipe: Any, metrics: dict[str, float], model_path: str, tra
 
 
 def model_card(recipe: Any, info: dict[str, Any], task_lines: list[str]) -> str:
-    """A Hugging Face model card: YAML metadata, then data, method, regularisation and metrics."""
+    """A Hugging Face model card: YAML metadata, then data (with any leakage between the splits), method,
+    regularisation and metrics."""
+    from hfft.leakage import card_lines
+
     config = recipe.config
     library = "transformers"  # LoRA runs are saved merged (the adapter is in adapter/)
     header = yaml.safe_dump(
@@ -151,7 +154,7 @@ Fine-tuned with [hfft](https://pypi.org/project/hfft/) for **{recipe.task}** fro
 ## Data
 - train: `{config.data.train}`; validation: `{config.data.validation or "split from train / source"}`; test: `{config.data.test or "-"}`
 - columns: {", ".join(f"{k} = `{v}`" for k, v in info["columns"].items())}
-{chr(10).join(task_lines)}
+{chr(10).join(task_lines + card_lines(recipe.report.leakage))}
 
 ```
 {recipe.report.summary()}

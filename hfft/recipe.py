@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfft import cleaning, data, outputs
+from hfft import cleaning, data, leakage, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
 from hfft.distributed import gather_fingerprints
-from hfft.errors import DataError
+from hfft.errors import ConfigError, DataError
 from hfft.hooks import ModalityHooks, TaskHooks
 from hfft.inference import InferenceMixin
 from hfft.resume import resume_checkpoint, run_training, seeded_augmentation
@@ -51,6 +51,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
     default_tuning_method: ClassVar[str] = "lora"  # task: tuning.method when the config does not set it
     lora_targets_auto: ClassVar[str | None] = None  # task: what target_modules `auto` means (None: by architecture)
     pipeline_tag: ClassVar[str | None] = None  # task: the transformers pipeline name, when not the task name
+    normalizes_labels: ClassVar[bool] = False  # task: data.normalize_labels applies (string class labels)
 
     def __init__(self, config: RecipeConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is None or isinstance(config, dict):
@@ -66,6 +67,15 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         self.predictions: dict[str, Any] = {}  # split -> Trainer PredictionOutput, for the task's outputs
         self.callbacks: list[Any] = []  # more TrainerCallbacks (e.g. hfft search's pruning)
         self.use_test = True  # False: the test split is not loaded (hfft search: trials never see it)
+        self.model_path: str | None = None  # the checkpoint as `preflight` resolved it
+
+    @classmethod
+    def check_config(cls, config: RecipeConfig) -> None:
+        super().check_config(config)
+        if config.data.normalize_labels and not cls.normalizes_labels:
+            raise ConfigError(
+                f"'data.normalize_labels' applies to classification tasks (string class labels), not {config.task}."
+            )
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -95,7 +105,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
 
         started = time.time()
         args = self.training_arguments()
-        model_path = self.preflight(resume)
+        model_path = self.model_path = self.preflight(resume)
         set_seed(self.config.seed)
         with args.main_process_first(desc="loading and preprocessing data"):
             splits = self.load_splits()
@@ -203,6 +213,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         if "validation" not in splits:
             splits["train"], splits["validation"] = self.split_off_validation(splits["train"])
         splits = self.subsample(splits)
+        splits = leakage.check_splits(self, splits)  # rows of validation/test also in train: reported
         for role, ds in splits.items():
             self.report.splits[role].notes.update(self.target_notes(ds))
         return splits

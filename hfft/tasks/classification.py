@@ -15,7 +15,17 @@ import numpy as np
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError, DataError
 from hfft.hooks import find_column
-from hfft.labels import LabelSpace, encode_multilabel, list_feature_inner, multilabel_space
+from hfft.labels import (
+    LabelSpace,
+    canonical_spellings,
+    encode_multilabel,
+    label_key,
+    list_feature_inner,
+    multilabel_space,
+    rename_labels,
+    spelling_mapping,
+    string_label_counts,
+)
 from hfft.recipe import Recipe
 
 logger = logging.getLogger("hfft")
@@ -49,6 +59,7 @@ class Classification(Recipe):
     """Classification (single- or multi-label)."""
 
     Labels = ClassificationLabels
+    normalizes_labels = True
     default_models = {
         "text": "distilbert/distilbert-base-uncased",
         "image": "google/vit-base-patch16-224-in21k",
@@ -117,6 +128,7 @@ class Classification(Recipe):
     def encode_targets(self, splits: dict[str, Any], where: dict[str, str]) -> dict[str, Any]:
         """The label space is learned from train (a reloaded run keeps its own); every split is encoded on it."""
         column, labels = self.columns["label"], self.config.labels
+        splits = self.check_label_spellings(splits, where)
         learn = self.labels is None
         if learn:
             self.labels = self.label_space(splits["train"], column, where["train"])
@@ -131,6 +143,74 @@ class Classification(Recipe):
         if learn and "train" in encoded and self.multi_label:
             self.prevalence = self.class_counts(encoded["train"]) / max(len(encoded["train"]), 1)
         return encoded
+
+    def check_label_spellings(self, splits: dict[str, Any], where: dict[str, str]) -> dict[str, Any]:
+        """String labels that differ only by case, surrounding whitespace or Unicode form (NFKC) from a more
+        frequent training spelling (a reloaded run: from its own label names): one warning with the mapping, and
+        ``label_variants`` in each split's report; with data.normalize_labels they are merged (``labels_merged``).
+        ClassLabel and integer labels are left as they are; multi-label lists and delimited strings are treated
+        label by label."""
+        column, delimiter = self.columns["label"], self.config.labels.delimiter
+        counts = {role: string_label_counts(ds, column, self.multi_label, delimiter) for role, ds in splits.items()}
+        if self.labels is not None:
+            names = [v for v in self.labels.raw_values if isinstance(v, str)]
+            keys = Counter(label_key(v) for v in names)
+            canonical = {label_key(v): v for v in names if keys[label_key(v)] == 1}
+        elif counts.get("train") is not None:
+            canonical = canonical_spellings(counts["train"])
+        else:
+            return splits
+        mappings = {role: spelling_mapping(c, canonical) for role, c in counts.items() if c is not None}
+        if not any(mappings.values()):
+            return splits
+        merge, train = self.config.data.normalize_labels, counts.get("train")
+        found = []
+        for role, mapping in mappings.items():
+            if not mapping:
+                continue
+            targets: dict[str, list[str]] = {}
+            for spelling, target in mapping.items():
+                targets.setdefault(target, []).append(spelling)
+            found.append(
+                f"{where[role]}: "
+                + "; ".join(
+                    ", ".join(f"{s!r} ({counts[role][s]} rows)" for s in spellings)
+                    + f" -> {target!r}"
+                    + (f" ({train[target]} training rows)" if train is not None else "")
+                    for target, spellings in targets.items()
+                )
+            )
+            note = {f"{s!r} -> {t!r}": counts[role][s] for s, t in mapping.items()}
+            self.report.splits[role].notes["labels_merged" if merge else "label_variants"] = note
+        logger.warning(
+            "labels that differ only by case, surrounding whitespace or Unicode form (NFKC): %s. %s",
+            "; ".join(found),
+            "Merged (data.normalize_labels)." if merge else "Set data.normalize_labels: true to merge them.",
+        )
+        if not merge:
+            return splits
+        return {
+            role: rename_labels(ds, column, mappings[role], self.multi_label, delimiter) if mappings.get(role) else ds
+            for role, ds in splits.items()
+        }
+
+    def load_splits(self) -> dict[str, Any]:
+        """The splits, then a warning about classes with fewer than data.min_class_rows rows in the training split
+        as used (after the validation split and subsampling): ``rare_classes`` in its report."""
+        splits = super().load_splits()
+        limit = self.config.data.min_class_rows
+        counts = dict(zip(self.labels.names, self.class_counts(splits["train"]).tolist()))
+        rare = {name: n for name, n in counts.items() if n < limit}
+        if rare:
+            self.report.splits["train"].notes["rare_classes"] = rare
+            logger.warning(
+                "train: %d class(es) have fewer than data.min_class_rows=%d training rows: %s; their metrics are "
+                "unreliable and the model may rarely predict them (more data, or merge or drop those classes)",
+                len(rare),
+                limit,
+                ", ".join(f"{name!r} ({n})" for name, n in sorted(rare.items(), key=lambda item: item[1])),
+            )
+        return splits
 
     def label_space(self, train: Any, column: str, where: str) -> LabelSpace:
         if self.multi_label:

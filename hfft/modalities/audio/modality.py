@@ -116,6 +116,26 @@ class AudioModality(Recipe):
     def clean(self, dataset: Any, split: str) -> Any:
         return super().clean(audio_io.undecoded(dataset, self.columns["input"]), split)
 
+    def fingerprint_method(self) -> str:
+        return "decoded samples and sampling rate (near-duplicates are not checked for audio)"
+
+    def fingerprints(self, batch: dict[str, list]) -> dict[str, list]:
+        """Each clip decoded once: a SHA-1 of its float32 samples (all channels) and rate, so the same recording in
+        two files (or WAV and FLAC) matches. No near-duplicate check: audio has no cheap perceptual hash here."""
+        import hashlib
+
+        out: dict[str, list] = {"exact": [], "preview": []}
+        for item in batch[self.columns["input"]]:
+            out["preview"].append(audio_io.source_name(item))
+            try:
+                samples, rate = audio_io.decode(item)
+            except Exception:  # cleaning dropped unreadable clips; anything else is not compared
+                out["exact"].append(None)
+                continue
+            content = f"{rate}:{samples.shape}".encode() + np.ascontiguousarray(samples, dtype=np.float32).tobytes()
+            out["exact"].append(hashlib.sha1(content).hexdigest())
+        return out
+
     def load_processor(self, model_path: str) -> Any:
         from transformers import AutoFeatureExtractor
 

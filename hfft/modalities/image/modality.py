@@ -11,9 +11,10 @@ import numpy as np
 from hfft.cleaning import SplitReport
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError, DataError
+from hfft.leakage import difference_hash
 from hfft.modalities.image.augment import MIX_KEY, ImageAugmentation, ImageCollator, augment, build_pipeline
 from hfft.modalities.image.augment import check_augmentation as _check_augmentation
-from hfft.modalities.image.io import describe_images, image_problem, load_image, processor_overrides
+from hfft.modalities.image.io import describe_images, image_name, image_problem, load_image, processor_overrides
 from hfft.recipe import Recipe
 
 DESCRIBE_ROWS = 1000  # images whose headers are read for the data report
@@ -88,6 +89,29 @@ class ImageModality(Recipe):
 
     def check_batch(self, batch: dict[str, list]) -> list[str | None]:
         return [image_problem(value) for value in batch[self.columns["input"]]]
+
+    def fingerprint_method(self) -> str:
+        return "decoded pixels (RGB, upright), so the same picture in two files or formats matches"
+
+    def fingerprints(self, batch: dict[str, list]) -> dict[str, list]:
+        """Each image decoded once: a SHA-1 of its RGB pixels and size, and its difference hash (near-duplicates)."""
+        import hashlib
+
+        from PIL import Image
+
+        out: dict[str, list] = {"exact": [], "preview": [], "near_hash": []}
+        for value in batch[self.columns["input"]]:
+            out["preview"].append(image_name(value))
+            try:
+                pixels = load_image(value, 3)
+            except Exception:  # cleaning dropped unreadable images; anything else is not compared
+                out["exact"].append(None)
+                out["near_hash"].append(None)
+                continue
+            content = str(pixels.shape).encode() + np.ascontiguousarray(pixels).tobytes()
+            out["exact"].append(hashlib.sha1(content).hexdigest())
+            out["near_hash"].append(difference_hash(Image.fromarray(pixels).convert("L")))
+        return out
 
     def encode(self, dataset: Any, split: str) -> Any:
         """Nothing is precomputed: images are decoded, augmented and normalised per batch (see transforms)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -54,6 +54,8 @@ class TextModality(Recipe):
     dedup = True
     Preprocessing = TextPreprocessing
     Augmentation = TextAugmentation
+    fingerprint_roles: ClassVar[tuple[str, ...]] = ("input", "pair", "context", "completion")  # what the model reads
+    _folds_case: bool | None = None  # set by fingerprint_method: compare texts lower-cased
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
@@ -114,6 +116,57 @@ class TextModality(Recipe):
             column = self.columns[role]
             batch[column] = [t.strip() if isinstance(t, str) else t for t in batch[column]]
         return ["empty_text" if not text else None for text in batch[self.columns["input"]]]
+
+    # ------------------------------------------------------------------ split leakage
+
+    def fingerprint_method(self) -> str:
+        self._folds_case = self.folds_case()
+        case = {
+            True: "lower-cased (preprocessing.lowercase)"
+            if getattr(self.config.preprocessing, "lowercase", False)
+            else "lower-cased (the tokenizer is uncased)",
+            False: "case-sensitive (the tokenizer is cased)",
+            None: "case-sensitive (the tokenizer's casing is unknown)",
+        }[self._folds_case]
+        return f"text with whitespace collapsed, {case}"
+
+    def fingerprints(self, batch: dict[str, list]) -> dict[str, list]:
+        """Text (pairs joined; word lists joined by spaces; conversations as `role: content` lines) with whitespace
+        collapsed, lower-cased when the model cannot tell case apart: a SHA-1 of it, and the text itself for the
+        near-duplicate check."""
+        import hashlib
+
+        from hfft.leakage import preview
+
+        roles = [r for r in self.fingerprint_roles if r in self.columns]
+        rows = zip(*(batch[self.columns[r]] for r in roles))
+        shown = ["\n".join(" ".join(_as_text(v).split()) for v in row) for row in rows]
+        texts = [t.lower() for t in shown] if self._folds_case else shown
+        return {
+            "exact": [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts],
+            "preview": [repr(preview(t)) for t in shown],
+            "near_text": texts,
+        }
+
+    def folds_case(self) -> bool | None:
+        """Whether the model reads text lower-cased (preprocessing.lowercase, or an uncased tokenizer); None when
+        unknown. Before `load_processor` the checkpoint's tokenizer is read once for this."""
+        if getattr(self.config.preprocessing, "lowercase", False):
+            return True
+        tokenizer = self.processor
+        if tokenizer is None:
+            path = self.model_path  # resolved by preflight; else only a local checkpoint (never the Hub from here)
+            if path is None and self.config.model is not None and Path(self.config.model).is_dir():
+                path = self.config.model
+            if path is None:
+                return None
+            try:
+                from transformers import AutoTokenizer
+
+                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.config.trust_remote_code)
+            except Exception:  # load_processor reports a broken tokenizer properly later
+                return None
+        return tokenizer_lowercases(tokenizer)
 
     @property
     def max_length(self) -> int:
@@ -192,6 +245,45 @@ class TextModality(Recipe):
         if self.config.preprocessing.lowercase:
             texts = [t.lower() for t in texts]
         return self.processor(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+
+
+def _as_text(value: Any) -> str:
+    """A text column value as one string: word lists joined by spaces, conversations as `role: content` lines."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, dict) for v in value):
+            return "\n".join(f"{v.get('role', v.get('from'))}: {v.get('content', v.get('value'))}" for v in value)
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def tokenizer_lowercases(tokenizer: Any) -> bool | None:
+    """True when ``tokenizer`` lower-cases its input (``do_lower_case``, or a lower-casing normalizer of a fast
+    tokenizer), False when it does not, None when that cannot be told."""
+    import json
+
+    value = getattr(tokenizer, "do_lower_case", None)
+    if isinstance(value, bool):
+        return value
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    try:
+        normalizer = json.loads(backend.to_str()).get("normalizer")
+    except Exception:
+        return None
+
+    def lowercases(spec: Any) -> bool:
+        if not isinstance(spec, dict):
+            return False
+        if spec.get("type") == "Lowercase" or (spec.get("type") == "BertNormalizer" and spec.get("lowercase")):
+            return True
+        return any(lowercases(s) for s in spec.get("normalizers") or [])
+
+    return lowercases(normalizer)
 
 
 class PaddingCollator:
