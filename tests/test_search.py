@@ -124,7 +124,8 @@ def test_learning_rate_defaults_follow_architecture_and_method(tiny_bert, text_c
 
     assert default_learning_rate(EfficientNetConfig(), "full", "image-classification").value == 1e-3
     assert default_learning_rate(BertConfig(), "full", "text-classification").value == 1e-4
-    assert default_learning_rate(BertConfig(), "lora", "text-classification").value == 1e-3
+    assert default_learning_rate(BertConfig(), "lora", "text-classification").value == 3e-3
+    assert default_learning_rate(BertConfig(), "lora", "token-classification").value == 1e-3
     assert default_learning_rate(WhisperConfig(), "full", "speech-recognition").value == 2e-5
     # a recipe without a learning rate trains at the default and says where it came from
     config = text_config(tiny_bert, text_csvs, tmp_path / "run", tuning={"method": "full"})
