@@ -14,6 +14,10 @@ from hfft.leakage import summary_lines
 logger = logging.getLogger("hfft")
 PROBLEM = "__hfft_problem"
 MAX_LISTED = 50
+# Train rows carry their *source row* through cleaning: the 0-based position of the row among the rows of
+# data.train as loaded (a CSV's header is not a row: source row r is line r + 2), before any row is dropped.
+# `hfft audit` names rows by it and data.exclude takes it.
+SOURCE_ROW = "__hfft_source_row"
 
 
 @dataclass

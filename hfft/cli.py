@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   hfft export runs/fortunes merged-model/
   hfft ls && hfft cp text/fortunes-minilm my-recipe.yaml
   hfft search recipes/text/fortunes-minilm.yaml --space recipes/search/fortunes-minilm.yaml
+  hfft audit recipes/text/fortunes-minilm.yaml --folds 5 --epochs 1
 """
 
 
@@ -233,6 +234,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from hfft.audit import run_audit
+
+    run_audit(args.source, args.overrides, folds=args.folds, epochs=args.epochs, out_dir=args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hfft",
@@ -299,6 +307,25 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--trials", type=int, default=None, help="finished trials to reach (default: the space's)")
     search.add_argument("--out", default=None, help="output folder (default: OUTPUT_DIR/search); rerun to continue")
     search.set_defaults(func=cmd_search)
+    audit = sub.add_parser(
+        "audit",
+        help="rank training rows whose label is likely wrong (cleanlab on out-of-sample probabilities)",
+        description="Classification: out-of-sample probabilities of the training rows (a recipe: k-fold "
+        "cross-validation, each fold a run in OUT/fold-<i>, reused when rerun; a finished run: its validation split "
+        "held out of data.train), then cleanlab's confident learning flags and ranks likely label errors. Writes "
+        "audit.json, audit.md and audit_noise.png; `hfft train CONFIG data.exclude=OUT/audit.json` trains "
+        "without the flagged rows. Needs cleanlab (pip install 'hfft[audit]').",
+    )
+    audit.add_argument("source", metavar="CONFIG_OR_RUN", help="a recipe YAML, or a finished run directory")
+    audit.add_argument("overrides", nargs="*", help="overrides for every fold (recipes only)")
+    audit.add_argument(
+        "--folds", type=int, default=None, help="cross-validation folds (default 5; at most the smallest class's rows)"
+    )
+    audit.add_argument(
+        "--epochs", type=float, default=None, help="training.num_train_epochs of each fold (default: the recipe's)"
+    )
+    audit.add_argument("--out", default=None, help="output folder (default: OUTPUT_DIR/audit, or RUN/audit)")
+    audit.set_defaults(func=cmd_audit)
     sub.add_parser("ls", help="list the shipped recipes").set_defaults(func=cmd_ls)
     cp = sub.add_parser("cp", help="copy a shipped recipe to edit it")
     cp.add_argument("name")

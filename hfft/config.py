@@ -91,6 +91,13 @@ class DataConfig:
     min_class_rows: int = option(
         5, "Classification: warn about classes with fewer than this many training rows (with their counts); 0: off."
     )
+    exclude: str | None = option(
+        None,
+        "Drop these training rows (counted as `excluded_by_audit` in the data report): an `hfft audit` audit.json "
+        "(its flagged rows, and those its audit had excluded), or a .txt (one row per line), .csv (a `row` column) "
+        "or .json (a list, or {rows: [...]}) of source rows: 0-based positions among the rows of data.train as "
+        "loaded (a CSV's header is not a row). Rows out of range, or an audit of other data, are errors.",
+    )
 
 
 @dataclass

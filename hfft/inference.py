@@ -52,6 +52,22 @@ class InferenceMixin:
     def evaluate_dataset(self, dataset: Any, batch_size: int | None = None) -> dict[str, float]:
         """Metrics on a cleaned, label-encoded raw dataset (as `load_labelled` or `load_splits` return);
         ``batch_size`` None: the run's evaluation batch size."""
+        trainer = self._evaluation_trainer(batch_size, metrics=True)
+        return trainer.evaluate(self.with_eval_transform(self.encode(dataset, "evaluate")))
+
+    def predict_outputs(self, dataset: Any, batch_size: int | None = None) -> Any:
+        """The model's raw outputs (e.g. logits) for every row of a cleaned, label-encoded raw dataset, in the
+        dataset's order (as a numpy array)."""
+        import numpy as np
+
+        trainer = self._evaluation_trainer(batch_size, metrics=False)
+        output = trainer.predict(self.with_eval_transform(self.encode(dataset, "predict")))
+        predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        return np.asarray(predictions)
+
+    def _evaluation_trainer(self, batch_size: int | None, metrics: bool) -> Any:
+        """A Trainer that evaluates as the run did. ``metrics`` False: no metrics, raw outputs, and rows in the
+        dataset's order (not length-sorted)."""
         import transformers
 
         from hfft import perf
@@ -68,18 +84,18 @@ class InferenceMixin:
             # the run's precision and batch order (length-sorted batches pad alike): the same metrics again
             "bf16": bool(trained.get("bf16")),
             "fp16": bool(trained.get("fp16")),
-            **{k: trained[k] for k in ("train_sampling_strategy", "length_column_name") if k in trained},
         }
+        if metrics:
+            settings.update({k: trained[k] for k in ("train_sampling_strategy", "length_column_name") if k in trained})
         args = getattr(transformers, self.training_arguments_class)(**settings)
         args.hfft_chose_bf16 = settings["bf16"] and "bf16" not in self.config.training  # see hfft.perf
-        trainer = getattr(perf, self.trainer_class)(
+        return getattr(perf, self.trainer_class)(
             model=self.model,
             args=args,
             data_collator=self.collator(),
-            compute_metrics=self.compute_metrics,
-            preprocess_logits_for_metrics=self.preprocess_logits,
+            compute_metrics=self.compute_metrics if metrics else None,
+            preprocess_logits_for_metrics=self.preprocess_logits if metrics else None,
         )
-        return trainer.evaluate(self.with_eval_transform(self.encode(dataset, "evaluate")))
 
     def load_labelled(self, spec: str, role: str) -> Any:
         """A new labelled dataset, cleaned and mapped onto this run's label space."""

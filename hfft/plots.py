@@ -1,4 +1,4 @@
-"""PNG plots (matplotlib, headless): training curves, confusion matrix, robustness and comparison."""
+"""PNG plots (matplotlib, headless): training curves, confusion matrix, robustness, comparison, label noise."""
 
 from __future__ import annotations
 
@@ -125,6 +125,28 @@ def comparison(rows: list[dict[str, Any]], columns: list[str], path: Path, title
     ax.axhline(0, color="black", linewidth=0.5)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(len(columns), 5))
+    return _save(fig, path)
+
+
+def label_noise(rates: dict[str, float], rows: dict[str, int], path: Path, title: str = "", xlabel: str = "") -> Path:
+    """`hfft audit`: the estimated label-noise rate per class (horizontal bars, each class's rows in its label)."""
+    plt = _pyplot()
+    from matplotlib.ticker import PercentFormatter
+
+    names = list(rates)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.4 * len(names) + 1.5)))
+    y = np.arange(len(names))
+    values = [rates[n] for n in names]
+    ax.barh(y, values, color="tab:red", alpha=0.8)
+    for i, value in enumerate(values):
+        ax.text(value, i, f" {value:.1%}", va="center", fontsize=8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{n} ({rows[n]})" for n in names])
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel or "estimated noise rate", title=title or "Estimated label noise per class (rows)")
+    ax.set_xlim(0, max(0.1, max(values, default=0.0) * 1.25))
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 

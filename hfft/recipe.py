@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hfft import cleaning, data, leakage, outputs
+from hfft import audit, cleaning, data, leakage, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
 from hfft.distributed import gather_fingerprints
 from hfft.errors import ConfigError, DataError
@@ -68,6 +68,10 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         self.callbacks: list[Any] = []  # more TrainerCallbacks (e.g. hfft search's pruning)
         self.use_test = True  # False: the test split is not loaded (hfft search: trials never see it)
         self.model_path: str | None = None  # the checkpoint as `preflight` resolved it
+        # hfft audit: the training rows (source rows, see cleaning.SOURCE_ROW) held out as this run's validation
+        # split, one fold of a cross-validation; None: the usual validation split
+        self.holdout_rows: list[int] | None = None
+        self.row_ids: dict[str, list[int]] = {}  # split -> each row's source row in data.train (set by load_splits)
 
     @classmethod
     def check_config(cls, config: RecipeConfig) -> None:
@@ -198,7 +202,25 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         return build_training_arguments(self.config, self)
 
     def load_splits(self) -> dict[str, Any]:
-        """Load train/validation/test, clean them, encode targets, split and subsample."""
+        """Load train/validation/test, clean them, encode targets, split and subsample. The source row of every
+        train row (and of a validation split taken from train) is kept in `self.row_ids`."""
+        splits = self.cleaned_splits()
+        if self.holdout_rows is not None:  # hfft audit: one cross-validation fold
+            splits["train"], splits["validation"] = audit.split_holdout(self, splits["train"])
+        elif "validation" not in splits:
+            splits["train"], splits["validation"] = self.split_off_validation(splits["train"])
+        splits = self.subsample(splits)
+        splits = leakage.check_splits(self, splits)  # rows of validation/test also in train: reported
+        for role, ds in splits.items():
+            self.report.splits[role].notes.update(self.target_notes(ds))
+        row = cleaning.SOURCE_ROW
+        self.row_ids = {role: list(ds[row]) for role, ds in splits.items() if row in ds.column_names}
+        return {role: ds.remove_columns(row) if row in ds.column_names else ds for role, ds in splits.items()}
+
+    def cleaned_splits(self) -> dict[str, Any]:
+        """The configured splits cleaned (train: without the rows of data.exclude), targets encoded; train rows
+        carry their source row (0-based among the rows of data.train as loaded) in the cleaning.SOURCE_ROW
+        column."""
         splits = self.load_raw_splits()
         where = {role: cleaning.source_name(self.config.data, role) for role in splits}  # "data.train ('x.csv')"
         self.columns = self.find_columns(splits["train"], where["train"])
@@ -208,15 +230,13 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
                 raise DataError(
                     f"{where[role]}: columns {missing} (found in train) are missing; it has {', '.join(ds.column_names)}."
                 )
-            splits[role] = self.clean(ds.select_columns(list(dict.fromkeys(self.columns.values()))), role)
-        splits = self.encode_targets(splits, where)
-        if "validation" not in splits:
-            splits["train"], splits["validation"] = self.split_off_validation(splits["train"])
-        splits = self.subsample(splits)
-        splits = leakage.check_splits(self, splits)  # rows of validation/test also in train: reported
-        for role, ds in splits.items():
-            self.report.splits[role].notes.update(self.target_notes(ds))
-        return splits
+            ds = ds.select_columns(list(dict.fromkeys(self.columns.values())))
+            if role == "train":
+                ds = ds.add_column(cleaning.SOURCE_ROW, list(range(len(ds))))
+            splits[role] = self.clean(ds, role)
+        if self.config.data.exclude is not None:
+            splits["train"] = audit.exclude_rows(self, splits["train"])
+        return self.encode_targets(splits, where)
 
     def load_raw_splits(self) -> dict[str, Any]:
         """The configured sources as {"train", "validation"?, "test"?} datasets, before any cleaning."""
@@ -235,6 +255,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
                     splits[role] = found
         if not self.use_test:
             splits.pop("test", None)
+        if self.holdout_rows is not None:  # a cross-validation fold validates on its held-out train rows
+            splits.pop("validation", None)
         return {role: self.convert_source(ds, cleaning.source_name(dc, role)) for role, ds in splits.items()}
 
     def find_columns(self, dataset: Any, where: str) -> dict[str, str]:

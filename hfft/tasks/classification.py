@@ -400,6 +400,15 @@ class Classification(Recipe):
             for row, picks in zip(scores, chosen)
         ]
 
+    def class_probabilities(self, dataset: Any) -> np.ndarray:
+        """[rows, classes] scores of a cleaned, label-encoded raw dataset: softmax (single-label) or independent
+        sigmoids (multi-label), rows in the dataset's order (`hfft audit`)."""
+        logits = np.asarray(self.predict_outputs(dataset), dtype=np.float64)
+        if self.multi_label:
+            return 1.0 / (1.0 + np.exp(-logits))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
     def task_info(self) -> dict[str, Any]:
         return {
             "problem": self.config.labels.problem,
