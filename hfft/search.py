@@ -326,6 +326,7 @@ def write_results(
     baseline = next((r for r in rows if r["recipe_values"] and r["state"] == "complete"), None)
     if baseline:
         summary["recipe_values_value"] = baseline[metric]
+    summary["noise"] = validation_noise(best.value, best.user_attrs.get("run_dir"))
     (root / "search.json").write_text(json.dumps(summary, indent=2))
     best_path = root / "best.yaml"
     raw = recipe_values(config_path, overrides)
@@ -343,6 +344,16 @@ def write_results(
     return summary
 
 
+def validation_noise(value: float, run_dir: str | None) -> float | None:
+    """Twice the binomial standard error of a rate (accuracy-like metric in [0, 1]) measured on the run's
+    validation rows: best-trial margins below it are within the noise of the validation split."""
+    report = Path(run_dir or "") / "data_report.json"
+    if not (0.0 <= value <= 1.0) or not report.is_file():
+        return None
+    rows = json.loads(report.read_text()).get("validation", {}).get("rows_out")
+    return 2 * math.sqrt(value * (1 - value) / rows) if rows else None
+
+
 def markdown(summary: dict[str, Any], spec: SearchSpec, best_path: Path) -> str:
     metric, keys = summary["metric"], [p.key for p in spec.params]
     reverse = summary["direction"] == "maximize"
@@ -354,6 +365,13 @@ def markdown(summary: dict[str, Any], spec: SearchSpec, best_path: Path) -> str:
         f"| trial | state | {metric} | " + " | ".join(keys) + " |",
         "|---" * (3 + len(keys)) + "|",
     ]
+    if summary.get("noise"):
+        lines[1:1] = [
+            "",
+            f"Noise: twice the standard error of {summary['best_value']:.4f} on this validation split is "
+            f"{summary['noise']:.4f}; trials closer than that to the best are not told apart by the data (a larger "
+            "validation split or several seeds per configuration would).",
+        ]
     for r in rows:
         value = f"{r[metric]:.4f}" if r[metric] is not None else "-"
         if r["state"] == "pruned":

@@ -59,7 +59,11 @@ def test_search_writes_a_best_recipe_that_trains(tiny_bert, text_csvs, tmp_path)
     best_recipe = yaml.safe_load((tmp_path / "search" / "best.yaml").read_text())
     assert best_recipe["training"]["learning_rate"] == pytest.approx(best["params"]["training.learning_rate"])
     assert best_recipe["regularization"]["label_smoothing"] == best["params"]["regularization.label_smoothing"]
-    assert "| trial | state | eval_accuracy |" in (tmp_path / "search" / "search.md").read_text()
+    table = (tmp_path / "search" / "search.md").read_text()
+    assert "| trial | state | eval_accuracy |" in table and "Noise: twice the standard error" in table
+    report = json.loads((Path(best["run_dir"]) / "data_report.json").read_text())
+    p, rows = summary["best_value"], report["validation"]["rows_out"]
+    assert summary["noise"] == pytest.approx(2 * (p * (1 - p) / rows) ** 0.5)
     assert main(["train", str(tmp_path / "search" / "best.yaml"), "training.num_train_epochs=1"]) == 0
     results = json.loads((tmp_path / "search" / "best" / "all_results.json").read_text())
     assert "test_accuracy" in results  # the best recipe is a normal run: the test split is back
