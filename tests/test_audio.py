@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 from audio_fixtures import TONES, make_audio_folder, save_tiny_ast, save_tiny_wav2vec2, save_tiny_whisper, tone
 from conftest import with_sections
 
@@ -256,9 +257,12 @@ def test_whisper_encoder_is_shortened_and_trains(folder, hub_style_test_set, tmp
         augmentation={"mask_time_prob": 0.1, "mask_feature_prob": 0.1},
         training={"learning_rate": 3e-3},
     )
+    config["preprocessing"]["max_duration"] = None  # the window comes from the clips: all 0.5 s here
     recipe = AudioClassification(config)
     metrics = recipe.train()
     assert_loss_falls(out, metrics)
+    assert yaml.safe_load((out / "hfft_config.yaml").read_text())["preprocessing"]["max_duration"] == 0.5
+    assert "95th percentile" in json.loads((out / "run_info.json").read_text())["clip_seconds"]["source"]
     assert metrics["test_accuracy"] >= 0.75  # bytes from a datasets.Audio column, decoded without torchcodec
     saved = json.loads((out / "config.json").read_text())
     extractor = json.loads((out / "preprocessor_config.json").read_text())

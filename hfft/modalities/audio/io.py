@@ -76,6 +76,22 @@ def decode(source: Any, sampling_rate: int | None = None) -> tuple[np.ndarray, i
     return samples, int(rate)
 
 
+def duration(source: Any) -> float | None:
+    """Seconds of audio in ``source``, from the file header where possible (no decoding); None if unreadable."""
+    import soundfile as sf
+
+    if isinstance(source, dict) and source.get("array") is not None:
+        return len(source["array"]) / int(source["sampling_rate"])
+    try:
+        if isinstance(source, dict) and source.get("bytes"):
+            info = sf.info(io.BytesIO(source["bytes"]))
+        else:
+            info = sf.info(source_name(source))
+        return info.frames / info.samplerate
+    except Exception:  # unreadable clips are cleaning's business
+        return None
+
+
 def _as_2d(array: Any) -> np.ndarray:
     samples = np.asarray(array, dtype=np.float32)
     return samples[:, None] if samples.ndim == 1 else samples

@@ -32,7 +32,8 @@ class AudioPreprocessing:
 
     max_duration: float | None = option(
         None,
-        "Clip length in seconds (None: the task's, 5 s for classification, 30 s for speech recognition). "
+        "Clip length in seconds. None: classification takes the 95th percentile of the training clips' durations "
+        "(at most 5 s; printed and saved in the run's config), speech recognition 30 s. "
         "Classification: training takes a random window of longer clips, evaluation the centre; shorter clips "
         "are padded. Speech recognition never crops (words would be cut from the transcript): longer clips are "
         "dropped and counted as too_long. Whisper encoders are shortened to match (rounded up to whole seconds).",
@@ -114,7 +115,30 @@ class AudioModality(Recipe):
         return super().input_columns(dataset, where)
 
     def clean(self, dataset: Any, split: str) -> Any:
-        return super().clean(audio_io.undecoded(dataset, self.columns["input"]), split)
+        cleaned = super().clean(audio_io.undecoded(dataset, self.columns["input"]), split)
+        if split == "train" and self.crops_inputs and self.config.preprocessing.max_duration is None:
+            self.config.preprocessing.max_duration = self.clip_seconds_from_data(cleaned)
+        return cleaned
+
+    def clip_seconds_from_data(self, train: Any, percentile: float = 95.0, most: int = 2000) -> float:
+        """The crop/pad window when `preprocessing.max_duration` is unset: the ``percentile`` of the training clips'
+        durations (file headers of up to ``most`` seeded clips), rounded up to 0.1 s, at most the task's default.
+        Short clips then cost no padded compute (Whisper: positions for the window, rounded up to whole seconds);
+        long ones are cropped as before. The value is written into the run's config, so reloads use it too."""
+        rows = np.random.default_rng(self.config.seed).permutation(len(train))[:most]
+        column = train.select(sorted(rows.tolist()))[self.columns["input"]] if len(train) else []
+        durations = [d for d in (audio_io.duration(item) for item in column) if d]
+        if not durations:
+            return self.default_clip_seconds
+        seconds = min(math.ceil(float(np.percentile(durations, percentile)) * 10) / 10, self.default_clip_seconds)
+        seconds = max(seconds, 0.1)
+        self.model_notes["clip_seconds"] = {
+            "value": seconds,
+            "source": f"{percentile:g}th percentile of {len(durations)} training clips' durations "
+            f"(median {float(np.median(durations)):.2f} s), at most {self.default_clip_seconds:g} s",
+        }
+        logger.info("preprocessing.max_duration: %s s (%s)", seconds, self.model_notes["clip_seconds"]["source"])
+        return seconds
 
     def fingerprint_method(self) -> str:
         return "decoded samples and sampling rate (near-duplicates are not checked for audio)"
