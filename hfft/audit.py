@@ -228,10 +228,11 @@ def run_fold(
     probabilities are kept in the fold's fold.json, so a rerun reuses them."""
     from hfft.config import load_config
     from hfft.outputs import is_finished_run, load_run
-    from hfft.recipe import Recipe
+    from hfft.resume import train_unless_finished
 
-    record, overrides = fold_dir / FOLD_FILE, [*overrides, f"training.output_dir={fold_dir}"]
-    recipe_text = json.dumps(load_config(config_path, overrides).to_dict(), sort_keys=True, default=str)
+    record = fold_dir / FOLD_FILE
+    resolved = load_config(config_path, [*overrides, f"training.output_dir={fold_dir}"])
+    recipe_text = json.dumps(resolved.to_dict(), sort_keys=True, default=str)
     recipe_hash = hashlib.sha1(recipe_text.encode("utf-8")).hexdigest()  # the fold's whole resolved recipe
     plan = {"fold": fold, "folds": folds, "held_out_rows": held_rows, "recipe_sha1": recipe_hash}
     if record.is_file():
@@ -248,13 +249,13 @@ def run_fold(
         raise ConfigError(f"'{fold_dir}' exists and is not a fold of an hfft audit: choose another --out.")
     fold_dir.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(plan), encoding="utf-8")
-    if not is_finished_run(fold_dir):
-        logger.info("fold %d of %d: training without its %d held-out rows", fold + 1, folds, len(held_rows))
-        recipe = Recipe.from_yaml(config_path, overrides)
+
+    def prepare(recipe: Any) -> None:
         recipe.holdout_rows, recipe.use_test = held_rows, False
-        recipe.train(resume=any(fold_dir.glob("checkpoint-*")))
-        del recipe
-        gc.collect()
+        logger.info("fold %d of %d: training without its %d held-out rows", fold + 1, folds, len(held_rows))
+
+    if train_unless_finished(config_path, overrides, fold_dir, prepare):
+        gc.collect()  # the fold's model and trainer, before the next fold builds its own
     trained = load_run(fold_dir)  # the saved model, so that a fresh and a reused fold predict alike
     if trained.labels.names != names:
         raise DataError(f"'{fold_dir}' learned the labels {trained.labels.names}, the training split has {names}.")

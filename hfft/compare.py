@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from hfft import plots
+from hfft.config import format_override
 from hfft.errors import ConfigError
+from hfft.resume import train_unless_finished
 
 logger = logging.getLogger("hfft")
 
@@ -49,24 +51,8 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
     if not custom:
         if name not in VARIANTS:
             raise ConfigError(f"unknown variant '{name}'; built-in: {', '.join(VARIANTS)}, or NAME:key=value,...")
-        return name, [f"{k}={_yaml(v)}" for k, v in VARIANTS[name].items()]
-    return name, [f"{k}={_yaml(v)}" for k, v in NONE.items()] + custom.split(",")
-
-
-def _yaml(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def run_variant(config_path: str, overrides: list[str], run_dir: Path) -> None:
-    """Train one variant unless it already finished; resume it when it was interrupted."""
-    from hfft.outputs import is_finished_run
-    from hfft.recipe import Recipe
-
-    if is_finished_run(run_dir):
-        logger.info("variant %s already finished: reusing it", run_dir.name)
-        return
-    recipe = Recipe.from_yaml(config_path, [*overrides, f"training.output_dir={run_dir}"])
-    recipe.train(resume=any(run_dir.glob("checkpoint-*")))
+        return name, [format_override(k, v) for k, v in VARIANTS[name].items()]
+    return name, [format_override(k, v) for k, v in NONE.items()] + custom.split(",")
 
 
 def run_comparison(
@@ -97,7 +83,8 @@ def run_comparison(
         for offset in range(seeds):
             run_dir = root / name if seeds == 1 else root / name / f"seed-{base.seed + offset}"
             seeded = [f"seed={base.seed + offset}"] if seeds > 1 else []
-            run_variant(config_path, overrides + variant_overrides + seeded, run_dir)
+            if not train_unless_finished(config_path, overrides + variant_overrides + seeded, run_dir):
+                logger.info("variant %s already finished: reusing it", run_dir.name)
             runs.append(variant_scores(run_dir, severities, max_samples))
         rows.append({"variant": name, "overrides": variant_overrides, **aggregate(runs)})
     if seeds > 1:

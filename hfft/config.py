@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -228,6 +229,19 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[parts[-1]] = yaml.safe_load(value) if value != "" else None
     return raw
+
+
+def format_override(key: str, value: Any) -> str:
+    """The ``key=value`` override that `apply_overrides` reads back as ``value`` with its type (a bare 1e-05
+    would be a string to YAML)."""
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    if isinstance(value, float):
+        text = repr(value)
+        return f"{key}={text.replace('e', '.0e') if 'e' in text and '.' not in text else text}"
+    if isinstance(value, (list, dict)):
+        return f"{key}={json.dumps(value)}"
+    return f"{key}={value}"
 
 
 def _suggest(key: str, valid: list[str]) -> str:

@@ -29,8 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from hfft import cleaning
-
 logger = logging.getLogger("hfft")
 
 PAIRS = (("train", "validation"), ("train", "test"), ("validation", "test"))
@@ -346,6 +344,8 @@ def check_splits(recipe: Any, splits: dict[str, Any]) -> dict[str, Any]:
     fingerprints: counted per pair of splits with examples in the data report, noted in each
     split's report (``leaked_from_train``), warned about; removed from the later split of the pair (counted as
     `leaked` drops) with data.drop_leaked. Near-duplicates (data.near_duplicate_threshold) are only reported."""
+    from hfft import cleaning  # cleaning imports this module (its summary prints the leakage lines)
+
     if len(splits) < 2:
         return splits
     method = recipe.fingerprint_method()

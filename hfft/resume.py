@@ -98,6 +98,24 @@ def resume_checkpoint(output_dir: Path, resume: bool | str, main_process: bool =
     return found
 
 
+def train_unless_finished(
+    config_path: str | Path, overrides: list[str], run_dir: Path, prepare: Callable[[Any], None] | None = None
+) -> bool:
+    """Train the recipe (``overrides`` applied) into ``run_dir`` unless a finished run is already there; an
+    interrupted one resumes from its last checkpoint. ``prepare(recipe)`` adjusts the recipe before it trains
+    (`hfft compare`, `hfft search` and `hfft audit` run their runs through here). True when it trained."""
+    from hfft.outputs import is_finished_run
+    from hfft.recipe import Recipe
+
+    if is_finished_run(run_dir):
+        return False
+    recipe = Recipe.from_yaml(config_path, [*overrides, f"training.output_dir={run_dir}"])
+    if prepare is not None:
+        prepare(recipe)
+    recipe.train(resume=any(run_dir.glob("checkpoint-*")))
+    return True
+
+
 def run_training(trainer: Any, checkpoint: str | None) -> Any:
     """``trainer.train``, with running out of memory or disk turned into a message that says what to change."""
     import errno

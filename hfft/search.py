@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from hfft.config import apply_overrides, format_override, read_yaml
 from hfft.errors import ConfigError
 
 logger = logging.getLogger("hfft")
@@ -86,8 +87,8 @@ def load_space(path: str | Path) -> SearchSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"search space file {path} not found.")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(raw, dict) or not isinstance(raw.get("space"), dict) or not raw["space"]:
+    raw = read_yaml(path)  # invalid YAML or not a mapping: an error naming the file
+    if not isinstance(raw.get("space"), dict) or not raw["space"]:
         raise ConfigError(f"{path}: needs a non-empty 'space:' mapping of dotted recipe keys to ranges or choices.")
     known = {f.name for f in dataclasses.fields(SearchSpec)} - {"params"} | {"space"}
     unknown = sorted(set(raw) - known)
@@ -125,34 +126,6 @@ def _param(key: str, spec: Any, path: Path) -> Param:
     return param
 
 
-def override(key: str, value: Any) -> str:
-    """A dotted override whose value YAML reads back as the same type (1e-05 alone would be a string)."""
-    if isinstance(value, bool):
-        return f"{key}={str(value).lower()}"
-    if isinstance(value, float):
-        text = repr(value)
-        return f"{key}={text.replace('e', '.0e') if 'e' in text and '.' not in text else text}"
-    if isinstance(value, (list, dict)):
-        return f"{key}={json.dumps(value)}"
-    return f"{key}={value}"
-
-
-def recipe_values(config_path: str, overrides: list[str]) -> dict[str, Any]:
-    """The recipe's raw YAML with ``overrides`` applied, as a nested dict."""
-    raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        set_dotted(raw, key, yaml.safe_load(value))
-    return raw
-
-
-def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        raw = raw.setdefault(part, {})
-    raw[last] = value
-
-
 def get_dotted(raw: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         if not isinstance(raw, dict) or part not in raw:
@@ -186,7 +159,7 @@ def run_search(
     for param in spec.params:
         for value in param.examples():
             try:
-                load_config(config_path, [*overrides, override(param.key, value)])
+                load_config(config_path, [*overrides, format_override(param.key, value)])
             except ConfigError as err:
                 raise ConfigError(
                     f"{space_path}: space.{param.key} = {value!r} is not a valid recipe value: {err}"
@@ -222,7 +195,7 @@ def run_search(
     )
     retry_interrupted(study)
     if spec.include_recipe and not study.trials:
-        raw = recipe_values(config_path, overrides)
+        raw = apply_overrides(read_yaml(config_path), overrides)
         baseline = {p.key: get_dotted(raw, p.key) for p in spec.params if p.contains(get_dotted(raw, p.key))}
         if baseline:
             study.enqueue_trial(baseline, user_attrs={"recipe_values": True})
@@ -263,27 +236,27 @@ def run_trial(trial: Any, config_path: str, overrides: list[str], spec: SearchSp
     """One training run with the trial's values; its validation metric."""
     import optuna
 
-    from hfft.outputs import is_finished_run
-    from hfft.recipe import Recipe
+    from hfft.resume import train_unless_finished
 
     values = {p.key: p.suggest(trial) for p in spec.params}
     run_dir = Path(trial.user_attrs.get("run_dir") or root / f"trial-{trial.number}")
     trial.set_user_attr("run_dir", str(run_dir))
-    if is_finished_run(run_dir):  # killed after the run finished but before Optuna heard of it
-        return json.loads((run_dir / "all_results.json").read_text())[metric]
-    trial_overrides = [*overrides, *(override(k, v) for k, v in values.items()), f"training.output_dir={run_dir}"]
-    recipe = Recipe.from_yaml(config_path, trial_overrides)
-    recipe.use_test = False  # the objective is validation; the test split stays unseen by the search
-    recipe.callbacks.append(PruningCallback(trial, metric))
-    logger.info("hfft search: trial %d: %s", trial.number, values)
+
+    def prepare(recipe: Any) -> None:
+        recipe.use_test = False  # the objective is validation; the test split stays unseen by the search
+        recipe.callbacks.append(PruningCallback(trial, metric))
+        logger.info("hfft search: trial %d: %s", trial.number, values)
+
+    # a finished run_dir: killed after the run finished but before Optuna heard of it
     try:
-        metrics = recipe.train(resume=any(run_dir.glob("checkpoint-*")))
+        train_unless_finished(config_path, [*overrides, *(format_override(k, v) for k, v in values.items())],
+                              run_dir, prepare)  # fmt: skip
     except optuna.TrialPruned:
         shutil.rmtree(run_dir, ignore_errors=True)  # a pruned trial is never resumed
         raise
     for checkpoint in run_dir.glob("checkpoint-*"):  # the final model stays in run_dir
         shutil.rmtree(checkpoint)
-    value = metrics[metric]
+    value = json.loads((run_dir / "all_results.json").read_text())[metric]
     if not math.isfinite(value):
         raise ConfigError(f"trial {trial.number}: {metric} is {value} (diverged?) with {values}")
     return value
@@ -329,10 +302,8 @@ def write_results(
     summary["noise"] = validation_noise(best.value, best.user_attrs.get("run_dir"))
     (root / "search.json").write_text(json.dumps(summary, indent=2))
     best_path = root / "best.yaml"
-    raw = recipe_values(config_path, overrides)
-    for key, value in best.params.items():
-        set_dotted(raw, key, value)
-    set_dotted(raw, "training.output_dir", str(root / "best"))
+    best_values = [format_override(k, v) for k, v in best.params.items()]
+    raw = apply_overrides(read_yaml(config_path), [*overrides, *best_values, f"training.output_dir={root / 'best'}"])
     header = (
         f"# Best of {len(complete)} completed trials of `hfft search {config_path}` "
         f"(trial {best.number}: validation {metric} {best.value:.4f}).\n"
