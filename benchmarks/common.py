@@ -231,7 +231,11 @@ def prepare_tiny_text(out: Path, rows: int) -> dict:
 
 
 def run_script(script: str, *args: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / script), *args], check=True, cwd=ROOT, capture_output=True)
+    """A data-preparation script; when it fails, its own output (the reason) is shown, not a bare exit code."""
+    done = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        output = (done.stdout + done.stderr).strip()[-4000:]
+        raise SystemExit(f"{script} {' '.join(args)} failed (exit {done.returncode}):\n{output}")
 
 
 def prepare_image(out: Path, per_class: int, test_per_class: int) -> dict:
@@ -350,6 +354,7 @@ def training_arguments(spec: dict[str, Any]) -> Any:
         report_to="none",
         use_cpu=True,
         remove_unused_columns=False,
+        bf16=bool(spec.get("bf16")),  # (B+bf16): the careful user on a CPU with native bf16 turns it on
     )
 
 

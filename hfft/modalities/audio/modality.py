@@ -1,7 +1,9 @@
 """Audio inputs: decode with soundfile, resample, crop/pad to max_duration, augment on the fly.
 
-Preprocessing (cached) decodes and resamples each clip to the feature extractor's rate;
-cropping, augmentation and feature extraction run lazily per batch (`with_transform`).
+Preprocessing (cached by `datasets`) decodes and resamples each clip to the feature extractor's rate. Where a
+split's model inputs are deterministic (evaluation splits; training without waveform augmentation) the
+features (log-mel spectrograms, normalised waveforms) are computed once and cached too; otherwise cropping,
+augmentation and feature extraction run per batch (batched: Whisper's extractor uses torch's STFT).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hfft import cleaning
 from hfft.config import RecipeConfig, option
 from hfft.errors import ConfigError
 from hfft.modalities.audio import augment as audio_aug
@@ -24,6 +27,7 @@ logger = logging.getLogger("hfft")
 SPECTROGRAM_TIME_AXIS = {"whisper": 1, "audio-spectrogram-transformer": 0}
 MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
 META_COLUMNS = ("duration", "source_rate", "channels")
+CACHE_LIMIT_GB = 8  # cache_features: None caches a split's features up to this size (disk, memory-mapped)
 
 
 @dataclass
@@ -39,6 +43,14 @@ class AudioPreprocessing:
         "dropped and counted as too_long. Whisper encoders are shortened to match (rounded up to whole seconds).",
     )
     silence_db: float = option(-70.0, "Clips whose peak level is at or below this (dBFS) are dropped as silent_audio.")
+    cache_features: bool | None = option(
+        None,
+        "Compute the model's input features (log-mel spectrograms, normalised waveforms) once, cached by `datasets`, "
+        "for every split whose inputs are deterministic: validation and test always; train when no waveform "
+        "augmentation runs (regularization.augment off, or only SpecAugment masking on clips that are never "
+        "cropped). Masking then applies to the cached features. None: cache unless a split's features would take "
+        f"more than {CACHE_LIMIT_GB} GB; false: extract per batch.",
+    )
     freeze_feature_encoder: bool = option(
         True,
         "Keep the convolutional feature encoder frozen (wav2vec2/HuBERT conv stack, Whisper conv1/conv2, "
@@ -216,29 +228,72 @@ class AudioModality(Recipe):
         }
 
     def encode(self, dataset: Any, split: str) -> Any:
-        return super().encode(dataset, split).remove_columns(list(META_COLUMNS))
+        encoded = super().encode(dataset, split).remove_columns(list(META_COLUMNS))
+        if not self.deterministic_inputs(split) or not self.cache_fits(encoded, split):
+            return encoded
+
+        def extract(batch: dict[str, list]) -> dict[str, list]:
+            return self.features([self.fit_length(np.asarray(w, dtype=np.float32)) for w in batch["waveform"]], None)
+
+        name = self.processor.model_input_names[0]
+        cached = encoded.map(
+            extract, batched=True, batch_size=64, remove_columns=["waveform"], desc=f"features {split}"
+        )
+        self.report.splits.setdefault(split, cleaning.SplitReport()).notes["cached_features"] = name
+        return cached.with_format("numpy", columns=[name], output_all_columns=True)
+
+    def deterministic_inputs(self, split: str) -> bool:
+        """True when a split's model inputs are the same in every epoch: evaluation splits, and training without
+        waveform augmentation (random crops, noise, gain, shifts); SpecAugment masking runs on the features."""
+        if self.config.preprocessing.cache_features is False:
+            return False
+        if split != "train" or not self.config.regularization.augment:
+            return True
+        aug = self.config.augmentation
+        return not self.crops_inputs and not (aug.noise_prob or aug.gain_prob or aug.shift_prob)
+
+    def cache_fits(self, encoded: Any, split: str) -> bool:
+        """Whether the split's features, estimated from its first row, stay under CACHE_LIMIT_GB (always, when
+        `preprocessing.cache_features` is true)."""
+        if not len(encoded) or self.config.preprocessing.cache_features:
+            return True
+        name = self.processor.model_input_names[0]
+        first = self.features([self.fit_length(np.asarray(encoded[0]["waveform"], dtype=np.float32))], None)[name][0]
+        size_gb = np.asarray(first, dtype=np.float32).nbytes * len(encoded) / 1e9
+        if size_gb <= CACHE_LIMIT_GB:
+            return True
+        logger.info("%s: features computed per batch (%.1f GB > %s GB to cache)", split, size_gb, CACHE_LIMIT_GB)
+        return False
+
+    def with_eval_transform(self, dataset: Any) -> Any:
+        return dataset if "waveform" not in dataset.column_names else super().with_eval_transform(dataset)
 
     def features(self, waves: list[np.ndarray], labels: list[Any] | None, rng: Any = None) -> dict[str, Any]:
         """Feature-extract a batch of waveforms (and mask spectrograms when ``rng`` is given)."""
         name = self.processor.model_input_names[0]
         values = list(self.processor(waves, sampling_rate=self.sampling_rate)[name])
-        aug = self.config.augmentation
-        if rng is not None and self.spectrogram_axis is not None:
-            axis = self.spectrogram_axis
-            time_len, feature_len = self.mask_lengths
-            for prob, length, ax in (
-                (aug.mask_time_prob, time_len, axis),
-                (aug.mask_feature_prob, feature_len, 1 - axis),
-            ):
-                if prob:
-                    values = [audio_aug.mask_spans(np.asarray(v), ax, prob, length, rng) for v in values]
-        out: dict[str, Any] = {name: values}
+        out: dict[str, Any] = {name: self.mask(values, rng) if rng is not None else values}
         if labels is not None:
             out["labels"] = labels
         return out
 
+    def mask(self, values: list[Any], rng: Any) -> list[Any]:
+        """SpecAugment-style time / feature masks on spectrograms (models hfft masks itself, e.g. Whisper)."""
+        if self.spectrogram_axis is None:
+            return values
+        aug, axis = self.config.augmentation, self.spectrogram_axis
+        time_len, feature_len = self.mask_lengths
+        for prob, length, ax in ((aug.mask_time_prob, time_len, axis), (aug.mask_feature_prob, feature_len, 1 - axis)):
+            if prob:
+                values = [audio_aug.mask_spans(np.asarray(v), ax, prob, length, rng) for v in values]
+        return values
+
     def train_transform(self, batch: dict[str, list]) -> dict[str, Any]:
         rng = np.random.default_rng(np.random.randint(2**31))  # numpy's global RNG is seeded by set_seed
+        if "waveform" not in batch:  # features cached (no waveform augmentation): masking only
+            name = self.processor.model_input_names[0]
+            out = {name: self.mask(list(batch[name]), rng)}
+            return {**out, "labels": batch["labels"]} if "labels" in batch else out
         waves = []
         for wave in batch["waveform"]:
             wave = np.asarray(wave, dtype=np.float32)
