@@ -6,6 +6,8 @@
 #   make demo-asr   speech recognition: Whisper tiny.en + LoRA on real Asterisk prompts (zero-shot vs fine-tuned WER)
 #   make demo-ner / make demo-ner-full   named entities in tweets: MiniLM (LoRA / full) on WNUT-2016 (entity F1)
 #   make demo-detection   object detection: RT-DETR from random weights on COCO-format collages (mAP vs untrained)
+#   make bench   install the benchmark's prerequisites, then benchmarks/run.py --quick (BENCH_ARGS="--cpu-bf16 off"
+#                measures as on a CPU without native bf16)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -17,7 +19,8 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image demo-asr demo-asr-full test lint \
 	assets-text assets-asr minilm fashion-mnist
 .PHONY: demo-ner demo-ner-full assets-ner
-.PHONY: assets-lm demo-sft demo-lm
+.PHONY: assets-lm demo-sft demo-lm bench
+BENCH_ARGS ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -131,6 +134,12 @@ demo-sft: assets-lm
 
 demo-lm: assets-lm
 	$(BIN)/hfft train recipes/lm/ptb-smollm2-lora.yaml overwrite=true
+
+# hfft against plain Trainer scripts on text, image and audio (benchmarks/README.md): < 15 min on 2 cores.
+bench: minilm fashion-mnist
+	@[ -d /usr/share/games/fortunes ] && command -v espeak-ng >/dev/null && [ -d /usr/share/asterisk/sounds/en ] || \
+		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fortunes espeak-ng asterisk-core-sounds-en-wav)
+	$(BIN)/python benchmarks/run.py --quick $(BENCH_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q tests

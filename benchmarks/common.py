@@ -85,7 +85,7 @@ def step_timer() -> Any:
 
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:
-            self.total, self.steps, self.started, self.train_begin = 0.0, 0, None, None
+            self.total, self.steps, self.started, self.train_begin, self.first_step = 0.0, 0, None, None, None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.train_begin = time.time()
@@ -97,6 +97,8 @@ def step_timer() -> Any:
             if self.started is not None:
                 self.total += time.perf_counter() - self.started
                 self.steps += 1
+            if self.first_step is None:
+                self.first_step = time.time()
 
     return StepTimer()
 
@@ -134,6 +136,7 @@ def training_numbers(trainer: Any, timer: Any, counter: Counter | None, train_me
         "train_steps": timer.steps,
         "step_time_s": round(timer.total, 3),
         "startup_s": round(timer.train_begin - STARTED, 2),  # imports, data, preprocessing, model
+        "first_step_s": round(timer.first_step - STARTED, 2),  # ... and the first optimizer step
     }
     model = getattr(trainer.model, "base_model", trainer.model)
     config = getattr(model, "config", None)
