@@ -275,7 +275,7 @@ def run_worker(variant: str, spec: dict[str, Any], work: Path, env: dict[str, st
     return result
 
 
-def worker_env(cpu_bf16: str) -> dict[str, str]:
+def worker_env(cpu_bf16: str = "auto") -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     for key in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT", *EMULATE_NO_BF16):
         env.pop(key, None)  # every worker starts from the library defaults

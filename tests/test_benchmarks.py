@@ -29,3 +29,17 @@ def test_benchmark_script_runs_on_a_tiny_case(tiny_bert: Path, tmp_path: Path) -
         assert 0.0 <= run["accuracy"] <= 1.0
     assert result["summary"]["text"]["ratios"]["train vs B"]["n"] == 1
     assert (tmp_path / next(tmp_path.glob("*.json")).with_suffix(".md").name).is_file()
+
+
+def test_gpu_script_smoke_run_on_cpu(tiny_bert: Path, tmp_path: Path) -> None:
+    """benchmarks/gpu.py end to end without a GPU (--smoke): a batch-size sweep on the tiny text case, results
+    written (the real cases need the benchmark data and models; measured nothing here)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke", "--tiny-model", str(tiny_bert)]
+    cmd += ["--cases", "text", "--batch-sizes", "4,8", "--steps", "3", "--results", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    result = json.loads(next(tmp_path.glob("*-gpu-smoke.json")).read_text())
+    text = [r for r in result["runs"] if r["case"] == "text"]
+    assert [r["batch_size"] for r in text] == [4, 8] and all(r["ok"] for r in text), proc.stdout[-3000:]
+    assert all(r["train_steps"] == 3 for r in text)
+    assert result["meta"]["peak_tflops"] > 0

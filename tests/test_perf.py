@@ -56,3 +56,19 @@ def test_precomputed_lengths_read_through_a_wrapper() -> None:
 
     assert precomputed_lengths(Wrapper(data), "length") == [3, 1, 2]
     assert precomputed_lengths(data, "missing") is None
+
+
+@pytest.mark.parametrize("forced, expected", [("0", False), ("off", False), ("1", True)])
+def test_native_bf16_detection_can_be_overridden(monkeypatch, tmp_path: Path, forced: str, expected: bool) -> None:
+    """HFFT_CPU_BF16 reproduces on any CPU what hfft does on one with (1) or without (0) native bf16."""
+    from hfft import TextClassification
+    from hfft.perf import native_cpu_bf16
+
+    monkeypatch.setenv("HFFT_CPU_BF16", forced)
+    assert native_cpu_bf16() is expected
+    if not expected:
+        recipe = TextClassification(
+            model="some/model", data={"train": "train.csv"}, training={"output_dir": str(tmp_path)}
+        )
+        args = recipe.training_arguments()
+        assert args.bf16 is False and args.hfft_chose_bf16 is False
