@@ -255,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.learning_rate=3e-5")
     train.add_argument("--resume", action="store_true", help="resume from the last complete checkpoint")
     train.add_argument("--num-processes", type=int, default=None, help="launch N processes (torchrun) on this machine")
+    train.add_argument(
+        "--max-restarts",
+        type=int,
+        default=0,
+        help="with --num-processes: restart the processes up to N times when one dies (torchrun's elastic agent); "
+        "a restarted run resumes from its last complete checkpoint by itself",
+    )
     train.set_defaults(func=cmd_train)
     evaluate = sub.add_parser("evaluate", help="evaluate a finished run on labelled data")
     evaluate.add_argument("run_dir")

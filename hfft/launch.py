@@ -15,6 +15,7 @@ def launch_command(args: argparse.Namespace) -> list[str]:
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={args.num_processes}",
+        f"--max-restarts={args.max_restarts}",
         "-m",
         "hfft",
         "train",

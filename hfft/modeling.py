@@ -9,6 +9,7 @@ from typing import Any
 
 from hfft.config import RecipeConfig
 from hfft.data import hub_offline, looks_like_hub_id
+from hfft.distributed import weights_on_every_rank
 from hfft.errors import ConfigError, ModelError
 
 logger = logging.getLogger("hfft")
@@ -145,15 +146,16 @@ def load_model(
 
     hf_logging.set_verbosity_error()  # we report the re-initialised head ourselves, below
     try:
-        model, info = model_class.from_pretrained(
-            path,
-            config=model_config,
-            **quantization(config),
-            ignore_mismatched_sizes=True,
-            use_safetensors=True,
-            trust_remote_code=config.trust_remote_code,
-            output_loading_info=True,
-        )
+        with weights_on_every_rank():
+            model, info = model_class.from_pretrained(
+                path,
+                config=model_config,
+                **quantization(config),
+                ignore_mismatched_sizes=True,
+                use_safetensors=True,
+                trust_remote_code=config.trust_remote_code,
+                output_loading_info=True,
+            )
     except OSError as err:
         raise ModelError(
             f"'model': could not load safetensors weights from '{path}': {err}. hfft loads "

@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 
 from hfft import audit, cleaning, data, leakage, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
-from hfft.distributed import gather_fingerprints
+from hfft.distributed import (
+    check_launch,
+    elastic_restart,
+    gather_fingerprints,
+    init_restarted_process_group,
+    parallelism,
+)
 from hfft.errors import ConfigError, DataError
 from hfft.hooks import ModalityHooks, TaskHooks
 from hfft.inference import InferenceMixin
@@ -108,6 +114,12 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         from transformers import set_seed
 
         started = time.time()
+        check_launch(self.config)  # FSDP without a GPU, DeepSpeed without its package: errors, not fallbacks
+        restarts = elastic_restart()
+        if restarts and not resume:  # torchrun restarted the group after a worker died: continue, do not restart
+            logger.info("elastic restart %d: resuming from the last complete checkpoint", restarts)
+            resume = True
+        init_restarted_process_group()  # a fresh rendezvous for the restarted group (torch keeps stale addresses)
         args = self.training_arguments()
         model_path = self.model_path = self.preflight(resume)
         set_seed(self.config.seed)
@@ -145,6 +157,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
             auto = self.model_notes["learning_rate_auto"]
             auto["fraction_of_run"] = round(auto["seconds"] / max(metrics["wall_time_s"], 1e-9), 3)
         metrics["world_size"] = args.world_size
+        self.model_notes["parallelism"] = {**parallelism(trainer), "elastic_restarts": restarts}
         self.rank_fingerprints = gather_fingerprints(trainer.model)  # all ranks must end with equal weights
         if trainer.is_world_process_zero():
             self.save(trainer, metrics, model_path)

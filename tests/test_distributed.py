@@ -199,3 +199,112 @@ def test_launch_configs_parse_and_build_plugins():
             from accelerate import DeepSpeedPlugin
 
             DeepSpeedPlugin(**{k: v for k, v in config.deepspeed_config.items() if k != "deepspeed_multinode_launcher"})
+
+
+# ----------------------------------------------------------------------------- elastic restart, nodes, FSDP
+
+
+def elastic_config(tiny_bert: Path, data: dict, out: Path) -> dict:
+    return text_config(
+        tiny_bert,
+        data,
+        out,
+        tuning={"method": "full"},
+        training={
+            "max_steps": 80,
+            "save_strategy": "steps",
+            "save_steps": 10,
+            "eval_strategy": "no",
+            "per_device_train_batch_size": 4,
+            "learning_rate": 5e-3,
+            "logging_steps": 10,
+        },
+    )
+
+
+def logged_losses(run: Path) -> list[float]:
+    return [h["loss"] for h in json.loads((run / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tiny_bert, data, tmp_path_factory):
+    """The reference: an uninterrupted `hfft train --num-processes 2` run (torchrun, standalone)."""
+    root = tmp_path_factory.mktemp("reference")
+    recipe = write_recipe(root / "recipe.yaml", elastic_config(tiny_bert, data, root / "run"))
+    done = subprocess.run([BIN / "hfft", "train", recipe, "--num-processes", "2"], env=ENV, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "run"
+
+
+def test_elastic_restart_after_a_worker_is_killed_resumes_by_itself(tiny_bert, data, tmp_path, two_process_run):
+    """SIGKILL one of two workers mid-run: torchrun's agent restarts the group (--max-restarts 1), which resumes from
+    the last complete checkpoint without --resume and ends exactly where the uninterrupted run ends."""
+    import psutil
+
+    run = tmp_path / "run"
+    recipe = write_recipe(tmp_path / "recipe.yaml", elastic_config(tiny_bert, data, run))
+    cmd = [BIN / "hfft", "train", recipe, "--num-processes", "2", "--max-restarts", "1"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoint-20" / "trainer_state.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    workers = [
+        p
+        for p in psutil.Process(proc.pid).children(recursive=True)
+        if "hfft" in " ".join(p.cmdline()) and "torch.distributed.run" not in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 2 and not (run / "all_results.json").exists(), "the run ended before the kill"
+    workers[0].kill()
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    assert "elastic restart 1: resuming" in output
+    resumed_from = re.search(r"resuming from \S*checkpoint-(\d+)", output)
+    assert resumed_from and int(resumed_from.group(1)) >= 20, output[-3000:]
+    metrics, info = results(run)
+    reference, _ = results(two_process_run)
+    assert info["parallelism"]["elastic_restarts"] == 1 and len(set(info["rank_weight_fingerprints"])) == 1
+    assert logged_losses(run) == pytest.approx(logged_losses(two_process_run), rel=1e-5)
+    assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-5)
+
+
+def test_two_nodes_on_localhost_match_two_local_processes(tiny_bert, data, tmp_path, two_process_run):
+    """Two torchrun agents (2 "nodes" x 1 process) meeting through c10d rendezvous train what one agent with two
+    local processes trains; run_info.json records the nodes and the effective batch."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    recipe = write_recipe(tmp_path / "recipe.yaml", elastic_config(tiny_bert, data, tmp_path / "run"))
+    node = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend",
+            "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "hfft-test", "-m", "hfft", "train", recipe]  # fmt: skip
+    nodes = [subprocess.Popen(node, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in "ab"]
+    outputs = [n.communicate(timeout=600)[0] for n in nodes]
+    assert all(n.returncode == 0 for n in nodes), outputs[0][-2000:] + outputs[1][-2000:]
+    metrics, info = results(tmp_path / "run")
+    reference, _ = results(two_process_run)
+    assert info["parallelism"]["nodes"] == 2 and info["parallelism"]["world_size"] == 2
+    assert info["parallelism"]["effective_batch_size"] == 8
+    assert logged_losses(tmp_path / "run") == pytest.approx(logged_losses(two_process_run), rel=1e-5)
+    assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-5)
+
+
+def test_fsdp_without_a_gpu_and_deepspeed_without_its_package_are_errors(tiny_bert, data, tmp_path):
+    """No silent fallback: accelerate would run an FSDP launch on CPUs as plain DDP; said before anything loads."""
+    import importlib.util
+
+    from hfft import TextClassification
+    from hfft.errors import ConfigError
+
+    recipe = write_recipe(tmp_path / "recipe.yaml", text_config(tiny_bert, data, tmp_path / "run"))
+    launch = [BIN / "accelerate", "launch", "--config_file", REPO / "recipes/accelerate/fsdp.yaml", "--num_processes",
+              "2", "-m", "hfft", "train", recipe]  # fmt: skip
+    done = subprocess.run(launch, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "FSDP needs GPUs" in done.stderr, done.stderr[-3000:]
+    assert "--num-processes" in done.stderr and not (tmp_path / "run").exists()
+    if importlib.util.find_spec("deepspeed") is None:
+        config = text_config(tiny_bert, data, tmp_path / "ds", training={"deepspeed": str(tmp_path / "ds.json")})
+        with pytest.raises(ConfigError, match="needs the deepspeed package"):
+            TextClassification(config).train()
+        assert not (tmp_path / "ds").exists()
