@@ -148,6 +148,18 @@ def _trainer_class(base_name: str) -> type:
             super().__init__(weights, num_samples=len(weights), replacement=True)
             self.seed = seed
 
+    class SamplerEpoch(transformers.TrainerCallback):
+        """Tells hfft's seeded train sampler the epoch at every epoch start. Trainer's own `set_epoch` does not
+        reach it under DDP after a mid-epoch resume (accelerate's skip wrapper adds a level the call does not
+        descend), and the resumed epoch would then be drawn in epoch 0's order."""
+
+        def __init__(self, trainer: Any) -> None:
+            self.trainer = trainer
+
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.trainer.seeded_sampler is not None:  # resumed mid-epoch, state.epoch is e.g. 2.857
+                self.trainer.seeded_sampler.set_epoch(int((state.epoch or 0) + 1e-9))
+
     class Trainer(getattr(transformers, base_name)):
         """`transformers.Trainer` (or `Seq2SeqTrainer`) that, with `group_by_length`, (1) reads the precomputed length column also
         through a dataset wrapper, instead of scanning (and transforming) every row at start-up, and (2)
@@ -186,6 +198,8 @@ def _trainer_class(base_name: str) -> type:
             if model is not None and args is not None:
                 float32_for_cnns(model, args)
             super().__init__(model=model, args=args, **kwargs)
+            self.seeded_sampler: SeededPerEpoch | None = None
+            self.add_callback(SamplerEpoch(self))
             if self.model is not None and self._channels_last():
                 self.model.to(memory_format=torch.channels_last)
 
@@ -213,23 +227,29 @@ def _trainer_class(base_name: str) -> type:
 
         @contextlib.contextmanager
         def _eval_collator(self) -> Any:
-            training_collator = self.data_collator
+            """Evaluation batches: the evaluation collator, and every row (`dataloader_drop_last` is for training;
+            Trainer would also drop the last evaluation batch, or the only one, and with it the metrics)."""
+            training_collator, drop_last = self.data_collator, self.args.dataloader_drop_last
             self.data_collator = self.eval_data_collator or training_collator
+            self.args.dataloader_drop_last = False
             try:
                 yield
             finally:
-                self.data_collator = training_collator
+                self.data_collator, self.args.dataloader_drop_last = training_collator, drop_last
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = self.train_dataset if train_dataset is None else train_dataset
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
             if self.sample_weights is not None and dataset is not None and len(self.sample_weights) == len(dataset):
-                return SeededWeightedSampler(self.sample_weights, seed)
+                self.seeded_sampler = SeededWeightedSampler(self.sample_weights, seed)
+                return self.seeded_sampler
             if self.args.train_sampling_strategy == "group_by_length" and dataset is not None:
                 lengths = precomputed_lengths(dataset, self.args.length_column_name)
                 if lengths is not None:
-                    batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-                    return SeededLengthGroupedSampler(batch, lengths, seed)
+                    # grouped by the global batch: every process count sees the same rows in each optimizer step
+                    batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+                    self.seeded_sampler = SeededLengthGroupedSampler(batch, lengths, seed)
+                    return self.seeded_sampler
             return super()._get_train_sampler(train_dataset)
 
         def _get_eval_sampler(self, eval_dataset: Any) -> Any:

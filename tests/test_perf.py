@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,21 @@ def test_native_bf16_detection_can_be_overridden(monkeypatch, tmp_path: Path, fo
         )
         args = recipe.training_arguments()
         assert args.bf16 is False and args.hfft_chose_bf16 is False
+
+
+def test_drop_last_drops_training_rows_only(tiny_bert: Path, text_csvs: dict, tmp_path: Path) -> None:
+    """training.dataloader_drop_last is for training batches: evaluation still sees every row (Trainer would drop
+    the only, partial, evaluation batch here and return no metrics)."""
+    from conftest import text_config
+
+    from hfft import TextClassification
+
+    config = text_config(tiny_bert, text_csvs, tmp_path / "run", training={"num_train_epochs": 1})
+    config["training"].update(dataloader_drop_last=True, per_device_eval_batch_size=64, eval_strategy="no")
+    metrics = TextClassification(config).train()
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert metrics["eval_samples"] == report["validation"]["rows_out"] < 64 and "eval_accuracy" in metrics
+    assert metrics["test_samples"] == report["test"]["rows_out"]
+    train_rows = report["train"]["rows_out"]
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert state["global_step"] == train_rows // 16  # the partial training batch is dropped
