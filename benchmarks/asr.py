@@ -3,6 +3,7 @@
     python benchmarks/asr.py --quick                       # 16 train / 8 eval clips, LoRA and full, both precisions
     python benchmarks/asr.py                               # 64 train / 16 eval clips
     python benchmarks/asr.py --methods lora --precisions default --train-samples 128
+    python benchmarks/asr.py --methods full,B     # against (B), a plain Seq2SeqTrainer script (asr_baseline.py)
 
 Each variant is one `hfft train recipes/audio/asterisk-whisper-tiny-lora.yaml ...` process (peak RSS from
 wait4): 1 epoch on a seeded subset (data.max_train_samples / data.max_eval_samples), max_duration 15 s, no
@@ -29,16 +30,19 @@ LEARNING_RATE = {"lora": "1e-3", "full": "1e-5"}
 
 
 def overrides(method: str, precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
-    """The dotted overrides of one variant on top of the shipped recipe."""
-    items = [
+    """The dotted overrides of one variant on top of the shipped recipe (with the B baseline: every clip, and hfft's
+    augmentation and warmup off, which the plain script does not have: the same work)."""
+    with_baseline = "B" in args.methods.split(",")
+    items = ["regularization.augment=false", "training.warmup_steps=0"] if with_baseline else []
+    if not with_baseline:
+        items += [f"data.max_train_samples={args.train_samples}", f"data.max_eval_samples={args.eval_samples}"]
+    items += [
         f"tuning.method={method}",
         f"training.learning_rate={LEARNING_RATE[method]}",
         f"training.output_dir={out_dir}",
         "training.num_train_epochs=1",
         "training.eval_strategy='no'",  # quoted: YAML reads a bare no as false
         "training.save_strategy='no'",
-        f"data.max_train_samples={args.train_samples}",
-        f"data.max_eval_samples={args.eval_samples}",
         "preprocessing.max_duration=15",
         "labels.zero_shot_baseline=false",
         f"seed={args.seed}",
@@ -47,26 +51,44 @@ def overrides(method: str, precision: str, args: argparse.Namespace, out_dir: Pa
     return items + (["training.bf16=false"] if precision == "fp32" else [])
 
 
+def baseline_command(precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
+    """(B): benchmarks/asr_baseline.py on every train and test clip with the full method's learning rate; bf16 for the
+    `default` precision where the CPU has native bf16 (the careful user on such a CPU)."""
+    from hfft.perf import native_cpu_bf16
+
+    data = ROOT / "data" / "asterisk-asr"
+    command = [sys.executable, str(Path(__file__).resolve().parent / "asr_baseline.py"), "--model",
+               str(ROOT / "data" / "whisper-tiny-en"), "--train", str(data / "train"), "--test", str(data / "test"),
+               "--out", str(out_dir), "--learning-rate", LEARNING_RATE["full"], "--seed", str(args.seed)]  # fmt: skip
+    return command + (["--bf16"] if precision == "default" and native_cpu_bf16() else [])
+
+
 def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """One `hfft train` process (see grid.run_train)."""
+    """One `hfft train` process, or the plain script for method B (see grid.run_train)."""
     out_dir = work / f"{method}-{precision}"
     keys = ("train_samples_per_second", "test_samples_per_second", "test_wer", "test_cer", "eval_wer")
     label = {"method": method, "precision": precision}
-    return run_train(
-        RECIPE,
-        overrides(method, precision, args, out_dir),
-        keys,
-        label,
-        args.timeout,
-        work / f"{method}-{precision}.log",
-    )
+    command = baseline_command(precision, args, out_dir) if method == "B" else None
+    return run_train(RECIPE, overrides("full" if method == "B" else method, precision, args, out_dir), keys, label,
+                     args.timeout, work / f"{method}-{precision}.log", command=command)  # fmt: skip
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The results as a small Markdown report."""
-    data = f"{meta['train_samples']} train / {meta['eval_samples']} eval clips (seeded), 1 epoch, Whisper tiny.en."
+    clips = "every train / test clip up to 15 s" if meta.get("with_baseline") else (
+        f"{meta['train_samples']} train / {meta['eval_samples']} eval clips (seeded)")  # fmt: skip
+    data = f"{clips}, 1 epoch, Whisper tiny.en."
     speed = {"train_samples_per_second": "train samples/s", "test_samples_per_second": "test clips/s (generate)"}
-    return report(meta, "speech-recognition", data, rows, speed, {"test_wer": "test WER", "test_cer": "test CER"}, 2)
+    text = report(meta, "speech-recognition", data, rows, speed, {"test_wer": "test WER", "test_cer": "test CER"}, 2)
+    ratios = []
+    for precision in meta["precisions"]:
+        found = {r["method"]: r for r in rows if r["precision"] == precision and r["ok"]}
+        if "B" in found and "full" in found:
+            ratio = found["full"]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
+            kind = "B+bf16" if precision == "default" and meta["native_bf16"] else "B"
+            ratios.append(f"asr ratio vs {kind}: {ratio:.2f} (hfft full / plain Seq2SeqTrainer script, train samples/s; "
+                          f"{'native bf16' if meta['native_bf16'] else 'no native bf16'}, {precision})")  # fmt: skip
+    return text + ("\n" + "\n".join(ratios) + "\n" if ratios else "")
 
 
 def main() -> None:
@@ -79,7 +101,10 @@ def main() -> None:
     args.train_samples = args.train_samples or (16 if args.quick else 64)
     args.eval_samples = args.eval_samples or (8 if args.quick else 16)
 
-    meta = machine_meta(args, train_samples=args.train_samples, eval_samples=args.eval_samples)
+    with_baseline = "B" in args.methods.split(",")
+    meta = machine_meta(
+        args, train_samples=args.train_samples, eval_samples=args.eval_samples, with_baseline=with_baseline
+    )
     run_grid("asr", args, meta, run_variant, markdown)
 
 
