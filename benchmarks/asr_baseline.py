@@ -54,6 +54,8 @@ def main() -> None:
 
     extractor = whisper_extractor(args.model, args.seconds)
     tokenizer = WhisperTokenizer.from_pretrained(args.model)
+    if tokenizer.pad_token is None:  # Whisper's convention; padded label positions become -100 anyway
+        tokenizer.pad_token = tokenizer.eos_token
     rate = extractor.sampling_rate
 
     def prepare(batch: dict[str, list]) -> dict[str, Any]:
