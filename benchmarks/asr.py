@@ -23,7 +23,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import add_grid_arguments, machine_meta, report, run_grid, run_train  # noqa: E402
+from grid import (  # noqa: E402
+    add_grid_arguments,
+    baseline_bf16,
+    baseline_ratio_lines,
+    machine_meta,
+    report,
+    run_grid,
+    run_train,
+)
 
 RECIPE = ROOT / "recipes" / "audio" / "asterisk-whisper-tiny-lora.yaml"
 LEARNING_RATE = {"lora": "1e-3", "full": "1e-5"}
@@ -54,13 +62,11 @@ def overrides(method: str, precision: str, args: argparse.Namespace, out_dir: Pa
 def baseline_command(precision: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
     """(B): benchmarks/asr_baseline.py on every train and test clip with the full method's learning rate; bf16 for the
     `default` precision where the CPU has native bf16 (the careful user on such a CPU)."""
-    from hfft.perf import native_cpu_bf16
-
     data = ROOT / "data" / "asterisk-asr"
     command = [sys.executable, str(Path(__file__).resolve().parent / "asr_baseline.py"), "--model",
                str(ROOT / "data" / "whisper-tiny-en"), "--train", str(data / "train"), "--test", str(data / "test"),
                "--out", str(out_dir), "--learning-rate", LEARNING_RATE["full"], "--seed", str(args.seed)]  # fmt: skip
-    return command + (["--bf16"] if precision == "default" and native_cpu_bf16() else [])
+    return command + baseline_bf16(precision)
 
 
 def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -80,15 +86,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     data = f"{clips}, 1 epoch, Whisper tiny.en."
     speed = {"train_samples_per_second": "train samples/s", "test_samples_per_second": "test clips/s (generate)"}
     text = report(meta, "speech-recognition", data, rows, speed, {"test_wer": "test WER", "test_cer": "test CER"}, 2)
-    ratios = []
-    for precision in meta["precisions"]:
-        found = {r["method"]: r for r in rows if r["precision"] == precision and r["ok"]}
-        if "B" in found and "full" in found:
-            ratio = found["full"]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
-            kind = "B+bf16" if precision == "default" and meta["native_bf16"] else "B"
-            ratios.append(f"asr ratio vs {kind}: {ratio:.2f} (hfft full / plain Seq2SeqTrainer script, train samples/s; "
-                          f"{'native bf16' if meta['native_bf16'] else 'no native bf16'}, {precision})")  # fmt: skip
-    return text + ("\n" + "\n".join(ratios) + "\n" if ratios else "")
+    return text + baseline_ratio_lines(meta, rows, "asr", "plain Seq2SeqTrainer script")
 
 
 def main() -> None:

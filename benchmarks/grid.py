@@ -18,16 +18,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from run import cores, cpu_busy_seconds, cpu_name, worker_env  # noqa: E402
+from run import cores, cpu_bf16_flags, cpu_busy_seconds, cpu_name, worker_env  # noqa: E402
 
 HEAVY = 0.25  # cores: another process busier than this during a run is listed
-
-
-def cpu_flags() -> list[str]:
-    """The native-bf16 flags of this CPU (/proc/cpuinfo)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
 
 
 def process_cpu() -> dict[int, tuple[str, int, float]]:
@@ -119,6 +112,29 @@ def run_train(
     return row
 
 
+def baseline_bf16(precision: str) -> list[str]:
+    """A plain baseline script's precision flag: `--bf16` for hfft's `default` precision where the CPU has native
+    bf16 (what a careful user on such a CPU sets: the (B+bf16) baseline), none otherwise."""
+    from hfft.perf import native_cpu_bf16
+
+    return ["--bf16"] if precision == "default" and native_cpu_bf16() else []
+
+
+def baseline_ratio_lines(meta: dict[str, Any], rows: list[dict[str, Any]], case: str, script: str) -> str:
+    """`<case> ratio vs B: n` (or `vs B+bf16`) per precision: hfft's full run over the plain ``script``'s (method B)
+    train samples/s, with the machine class; empty without a B row."""
+    lines = []
+    for precision in meta["precisions"]:
+        found = {r["method"]: r for r in rows if r["precision"] == precision and r["ok"]}
+        if "B" in found and "full" in found:
+            ratio = found["full"]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
+            kind = "B+bf16" if precision == "default" and meta["native_bf16"] else "B"
+            machine = "native bf16" if meta["native_bf16"] else "no native bf16"
+            lines.append(f"{case} ratio vs {kind}: {ratio:.2f} (hfft full / {script}, train samples/s; {machine}, "
+                         f"{precision})")  # fmt: skip
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def add_grid_arguments(parser: argparse.ArgumentParser, methods: str, timeout: float) -> None:
     """The options every per-task benchmark shares: which variants, seed, timeout, where results go."""
     parser.add_argument("--methods", default=methods, help=f"comma-separated: {methods}")
@@ -175,7 +191,7 @@ def machine_meta(args: argparse.Namespace, **settings: Any) -> dict[str, Any]:
         "cpu": cpu_name(),
         "cores": cores(),
         "native_bf16": bf16,
-        "bf16_flags": cpu_flags(),
+        "bf16_flags": cpu_bf16_flags(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),

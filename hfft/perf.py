@@ -120,6 +120,8 @@ def _trainer_class(base_name: str) -> type:
     from accelerate.utils import extract_model_from_parallel
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
+    from hfft.resume import epoch_callback
+
     class SeededPerEpoch:
         """Sampler mixin: draws from a generator seeded by (seed + epoch), like accelerate's default seedable
         sampler, so the order is the same after a resume and on every rank."""
@@ -147,18 +149,6 @@ def _trainer_class(base_name: str) -> type:
         def __init__(self, weights: list[float], seed: int) -> None:
             super().__init__(weights, num_samples=len(weights), replacement=True)
             self.seed = seed
-
-    class SamplerEpoch(transformers.TrainerCallback):
-        """Tells hfft's seeded train sampler the epoch at every epoch start. Trainer's own `set_epoch` does not
-        reach it under DDP after a mid-epoch resume (accelerate's skip wrapper adds a level the call does not
-        descend), and the resumed epoch would then be drawn in epoch 0's order."""
-
-        def __init__(self, trainer: Any) -> None:
-            self.trainer = trainer
-
-        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if self.trainer.seeded_sampler is not None:  # resumed mid-epoch, state.epoch is e.g. 2.857
-                self.trainer.seeded_sampler.set_epoch(int((state.epoch or 0) + 1e-9))
 
     class Trainer(getattr(transformers, base_name)):
         """`transformers.Trainer` (or `Seq2SeqTrainer`) that, with `group_by_length`, (1) reads the precomputed length column also
@@ -199,9 +189,16 @@ def _trainer_class(base_name: str) -> type:
                 float32_for_cnns(model, args)
             super().__init__(model=model, args=args, **kwargs)
             self.seeded_sampler: SeededPerEpoch | None = None
-            self.add_callback(SamplerEpoch(self))
+            self.add_callback(epoch_callback(self._set_sampler_epoch))
             if self.model is not None and self._channels_last():
                 self.model.to(memory_format=torch.channels_last)
+
+        def _set_sampler_epoch(self, epoch: int) -> None:
+            """Tell hfft's seeded train sampler the epoch. Trainer's own `set_epoch` does not reach it under DDP
+            after a mid-epoch resume (accelerate's skip wrapper adds a level the call does not descend), and the
+            resumed epoch would then be drawn in epoch 0's order."""
+            if self.seeded_sampler is not None:
+                self.seeded_sampler.set_epoch(epoch)
 
         def _channels_last(self) -> bool:
             """Whether the model runs in the channels-last layout while training and evaluating."""

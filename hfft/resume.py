@@ -205,12 +205,20 @@ def seeded_augmentation(
     dataset: Any, transform: Callable, collator: Callable | None, seed: int
 ) -> tuple[SeededAugmentation, SeededCollator, Any]:
     """The augmented training set, its collator, and the Trainer callback that tells them the epoch."""
-    from transformers import TrainerCallback, default_data_collator
+    from transformers import default_data_collator
 
     augmented = SeededAugmentation(dataset, transform, seed)
+    epoch = epoch_callback(lambda number: setattr(augmented, "epoch", number))
+    return augmented, SeededCollator(collator or default_data_collator, seed), epoch
+
+
+def epoch_callback(set_epoch: Callable[[int], None]) -> Any:
+    """A TrainerCallback that calls ``set_epoch(epoch)`` at every epoch start, also for the epoch a resumed run
+    starts inside."""
+    from transformers import TrainerCallback
 
     class EpochCallback(TrainerCallback):
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            augmented.epoch = int(state.epoch or 0)  # resumed mid-epoch: state.epoch is e.g. 1.375
+            set_epoch(int(state.epoch or 0))  # resumed mid-epoch: state.epoch is e.g. 1.375
 
-    return augmented, SeededCollator(collator or default_data_collator, seed), EpochCallback()
+    return EpochCallback()

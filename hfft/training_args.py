@@ -96,18 +96,16 @@ def training_defaults(config: RecipeConfig, recipe: Any) -> dict[str, Any]:
     defaults.update(recipe.training_defaults())
     if reg.balanced_sampler:  # the balanced sampler replaces length grouping
         defaults.pop("train_sampling_strategy", None)
-    if defaults["use_cpu"] and not config.training.get("fp16"):
-        from hfft.perf import native_cpu_bf16
-
-        # bf16 autocast: ~3-4x faster transformer steps where the CPU has bf16 units (hfft.perf.Trainer
-        # drops it again for convolutional networks, which run faster in float32 + channels_last)
-        defaults["bf16"] = native_cpu_bf16()
-    elif not config.training.get("fp16"):
+    if not config.training.get("fp16"):
         import torch
 
-        # bf16 autocast on CUDA GPUs that have bf16 units (Ampere and later): about 2x the float32 step, and,
-        # unlike fp16, no loss scaling
-        defaults["bf16"] = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        from hfft.perf import native_cpu_bf16
+
+        # bf16 autocast: ~3-4x faster transformer steps where the CPU has bf16 units (hfft.perf.Trainer drops it
+        # again for convolutional networks, which run faster in float32 + channels_last); on CUDA GPUs with bf16
+        # units (Ampere and later) about 2x the float32 step and, unlike fp16, no loss scaling
+        on_cpu = defaults["use_cpu"]
+        defaults["bf16"] = native_cpu_bf16() if on_cpu else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if config.training.get("gradient_checkpointing"):
         defaults["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     if reg.early_stopping_patience is not None:

@@ -229,7 +229,8 @@ class AudioModality(Recipe):
 
     def encode(self, dataset: Any, split: str) -> Any:
         encoded = super().encode(dataset, split).remove_columns(list(META_COLUMNS))
-        if not self.deterministic_inputs(split) or not self.cache_fits(encoded, split):
+        caching = self.config.preprocessing.cache_features is not False
+        if not caching or not self.deterministic_inputs(split) or not self.cache_fits(encoded, split):
             return encoded
 
         def extract(batch: dict[str, list]) -> dict[str, list]:
@@ -245,8 +246,6 @@ class AudioModality(Recipe):
     def deterministic_inputs(self, split: str) -> bool:
         """True when a split's model inputs are the same in every epoch: evaluation splits, and training without
         waveform augmentation (random crops, noise, gain, shifts); SpecAugment masking runs on the features."""
-        if self.config.preprocessing.cache_features is False:
-            return False
         if split != "train" or not self.config.regularization.augment:
             return True
         aug = self.config.augmentation
