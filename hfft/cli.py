@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hfft.errors import HfftError
+from hfft.errors import ConfigError, HfftError
 
 EXAMPLES = """examples:
   hfft train recipes/text/fortunes-minilm.yaml training.num_train_epochs=1
@@ -53,6 +53,8 @@ def describe_recipe(path: Path) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.launch_config and not (args.num_processes and args.num_processes > 1):
+        raise ConfigError("--launch-config starts several processes: give --num-processes N (2 or more) too.")
     if args.num_processes and args.num_processes > 1:
         from hfft.launch import relaunch
 
@@ -261,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="with --num-processes: restart the processes up to N times when one dies (torchrun's elastic agent); "
         "a restarted run resumes from its last complete checkpoint by itself",
+    )
+    train.add_argument(
+        "--launch-config",
+        default=None,
+        help="with --num-processes: an accelerate config (e.g. recipes/accelerate/fsdp.yaml); the processes are "
+        "started by `accelerate launch --config_file FILE` instead of torchrun",
     )
     train.set_defaults(func=cmd_train)
     evaluate = sub.add_parser("evaluate", help="evaluate a finished run on labelled data")

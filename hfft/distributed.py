@@ -42,6 +42,8 @@ def weight_fingerprint(model: Any, chunk: int = 1 << 20) -> float:
     total = 0.0
     with torch.no_grad():
         for param in model.parameters():
+            if hasattr(param, "full_tensor"):  # FSDP2 shard (DTensor): the full weight, gathered (collective)
+                param = param.full_tensor()
             for part in param.detach().reshape(-1).split(chunk):
                 data = part.to(torch.float64)
                 total += float(data.sum()) + float((data * data).sum())
@@ -79,11 +81,22 @@ def parallelism(trainer: Any) -> dict[str, Any]:
     }
 
 
+def fsdp_requested(config: Any) -> bool:
+    """An accelerate FSDP config (`accelerate launch --config_file fsdp.yaml`) or `training.fsdp` in the recipe."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" or bool(config.training.get("fsdp"))
+
+
+def fsdp_version(config: Any) -> int:
+    """FSDP 1 or 2, as accelerate will read it (`training.fsdp_config.version` wins over the launch config)."""
+    fsdp_config = config.training.get("fsdp_config") or {}
+    version = fsdp_config.get("version", fsdp_config.get("fsdp_version")) if isinstance(fsdp_config, dict) else None
+    return int(version or os.environ.get("FSDP_VERSION") or 1)
+
+
 def check_launch(config: Any) -> None:
     """Before any data or weights are loaded: launches hfft cannot honour are errors, not silent fallbacks.
 
-    - FSDP (an accelerate FSDP config, or `training.fsdp`) without a GPU: accelerate runs CPU processes as
-      plain DDP (`MULTI_CPU`), whatever the config says, so the run would not be sharded.
+    - FSDP 1 on CPU processes: hfft runs FSDP on CPUs (gloo) only as FSDP2 (`fully_shard`, see `fsdp_on_cpu`).
     - DeepSpeed (an accelerate DeepSpeed config, or `training.deepspeed`) without the `deepspeed` package.
     """
     import importlib.util
@@ -91,13 +104,10 @@ def check_launch(config: Any) -> None:
     from hfft.errors import ConfigError
     from hfft.training_args import has_accelerator
 
-    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" or bool(config.training.get("fsdp"))
-    if fsdp and not has_accelerator():
+    if fsdp_requested(config) and not has_accelerator() and fsdp_version(config) != 2:
         raise ConfigError(
-            "FSDP needs GPUs (or XPU/NPU devices): without one, accelerate runs the processes as plain DDP and "
-            "nothing would be sharded. On CPUs launch DDP instead: `hfft train RECIPE.yaml --num-processes N` or "
-            "`accelerate launch --config_file recipes/accelerate/multi-gpu-ddp.yaml --num_processes N -m hfft "
-            "train RECIPE.yaml`."
+            "FSDP on CPU processes needs FSDP2: set `fsdp_version: 2` in the accelerate config (as "
+            "recipes/accelerate/fsdp.yaml does) or `training.fsdp_config: {version: 2}`. FSDP1 needs GPUs."
         )
     deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" or bool(
         config.training.get("deepspeed")
@@ -107,6 +117,90 @@ def check_launch(config: Any) -> None:
             "A DeepSpeed launch (accelerate DeepSpeed config or training.deepspeed) needs the deepspeed package: "
             "pip install deepspeed (it builds its CUDA ops for your GPUs), or use recipes/accelerate/fsdp.yaml."
         )
+
+
+def check_sharded_resume(checkpoint: str | None, config: Any, world_size: int) -> None:
+    """A checkpoint of an FSDP run holds sharded states (`pytorch_model_fsdp_0/`, torch.distributed.checkpoint),
+    which Trainer loads only under FSDP; said before data or weights are loaded. Under FSDP the states reshard
+    to another number of processes (2 or more)."""
+    from pathlib import Path
+
+    from hfft.errors import ConfigError
+
+    if checkpoint is None or not any(Path(checkpoint).glob("pytorch_model_fsdp_*")):
+        return
+    if not fsdp_requested(config) or world_size < 2:
+        raise ConfigError(
+            f"Checkpoint '{checkpoint}' holds FSDP-sharded model and optimizer states (pytorch_model_fsdp_0/): "
+            "resume it under FSDP with 2 or more processes (e.g. `accelerate launch --config_file "
+            "recipes/accelerate/fsdp.yaml --num_processes 2 -m hfft train RECIPE.yaml --resume`). The run's final "
+            "model directory is a normal one that loads anywhere."
+        )
+
+
+def fsdp_on_cpu(trainer: Any) -> bool:
+    """Turn an FSDP request on CPU processes into FSDP2 sharding; True when it did.
+
+    accelerate (1.15) enables FSDP only for GPU-like devices and silently runs CPU processes (`MULTI_CPU`) as
+    plain DDP, although torch's `fully_shard` works on CPU with gloo. Called right after Trainer creates its
+    Accelerator: the FSDP plugin (from `training.fsdp*` or the launch config's FSDP_* variables) is attached and
+    the distributed type set to FSDP in both of accelerate's shared states (AcceleratorState copies PartialState's
+    on every construction), so that `prepare`, checkpoints and `get_state_dict` take their FSDP2 paths."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    state = trainer.accelerator.state
+    requested = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" or trainer.args.fsdp_plugin_args
+    if not requested or state.distributed_type != DistributedType.MULTI_CPU:
+        return False
+    plugin = FullyShardedDataParallelPlugin(**(trainer.args.fsdp_plugin_args or {}))
+    if state.mixed_precision != "no":
+        plugin.set_mixed_precision(state.mixed_precision)
+    PartialState().distributed_type = state.distributed_type = DistributedType.FSDP
+    state.fsdp_plugin = plugin
+    return True
+
+
+def fsdp_layer_classes(trainer: Any) -> None:
+    """FSDP's transformer-based wrapping without named layer classes: wrap the model's `_no_split_modules` except
+    those holding the input embeddings (e.g. BERT's `BertEmbeddings`). accelerate shards the input embeddings on
+    their own after the layers and fails on one already inside a sharded module (`TypeError: Invariant
+    encountered` in `fully_shard`), on GPUs as on CPUs."""
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+
+    plugin = trainer.accelerator.state.fsdp_plugin
+    if plugin.auto_wrap_policy is not transformer_auto_wrap_policy or plugin.transformer_cls_names_to_wrap:
+        return
+    model = trainer.model
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    holding = {type(m).__name__ for m in model.modules() if embeddings is not None and embeddings in set(m.modules())}
+    plugin.transformer_cls_names_to_wrap = sorted(set(getattr(model, "_no_split_modules", None) or ()) - holding)
+
+
+def meta_copy(model: Any) -> Any:
+    """The model's structure with its parameters on the meta device (no memory), buffers copied: filled from the
+    gathered full state dict after sharded training (`unsharded_model`), it saves like the unwrapped model."""
+    import copy
+
+    import torch
+
+    memo = {id(p): torch.nn.Parameter(p.detach().to("meta"), requires_grad=p.requires_grad) for p in model.parameters()}
+    return copy.deepcopy(model, memo)
+
+
+def unsharded_model(trainer: Any, structure: Any) -> Any:
+    """After FSDP training: the full weights gathered to rank 0 (a collective: every rank calls it) and loaded
+    into ``structure`` (`meta_copy` of the model before sharding); None on other ranks."""
+    state_dict = trainer.accelerator.get_state_dict(trainer.model)  # FSDP2: full, on CPU, on rank 0 only
+    if not trainer.is_world_process_zero():
+        return None
+    _, unexpected = structure.load_state_dict(state_dict, strict=False, assign=True)
+    still_meta = [name for name, p in structure.named_parameters() if p.is_meta]
+    if unexpected or still_meta:
+        raise RuntimeError(f"gathered FSDP state dict does not fit the model: {unexpected or still_meta}")
+    if hasattr(structure, "tie_weights"):
+        structure.tie_weights()  # tied weights were gathered as two equal tensors
+    return structure
 
 
 def init_restarted_process_group() -> None:

@@ -69,8 +69,8 @@ def versions() -> dict[str, str]:
     return found
 
 
-def save_model(trainer: Any, out: Path) -> None:
-    """The trained model as a standalone `save_pretrained` directory.
+def save_model(trainer: Any, out: Path, model: Any) -> None:
+    """The trained ``model`` (trainer.model, or after FSDP its gathered copy) as a `save_pretrained` directory.
 
     LoRA: the adapter merged into a copy of the base model is saved at the top (so `pipeline(task,
     model=RUN_DIR)` and `AutoModelFor*.from_pretrained(RUN_DIR)` load it with the run's labels, peft or
@@ -78,9 +78,11 @@ def save_model(trainer: Any, out: Path) -> None:
     """
     import copy
 
-    model = trainer.model
     if not hasattr(model, "merge_and_unload"):
-        trainer.save_model(str(out))
+        if model is trainer.model:
+            trainer.save_model(str(out))
+        else:
+            model.save_pretrained(str(out))
         return
     model.save_pretrained(str(out / ADAPTER_DIR))
     merged = copy.deepcopy(model).merge_and_unload()

@@ -190,8 +190,20 @@ def _trainer_class(base_name: str) -> type:
             super().__init__(model=model, args=args, **kwargs)
             self.seeded_sampler: SeededPerEpoch | None = None
             self.add_callback(epoch_callback(self._set_sampler_epoch))
+            if self.is_fsdp_enabled:
+                from hfft.distributed import fsdp_layer_classes
+
+                fsdp_layer_classes(self)
             if self.model is not None and self._channels_last():
                 self.model.to(memory_format=torch.channels_last)
+
+        def create_accelerator_and_postprocess(self) -> None:
+            """(10) FSDP on CPU processes shards for real (FSDP2 over gloo) instead of accelerate's silent DDP."""
+            from hfft.distributed import fsdp_on_cpu
+
+            super().create_accelerator_and_postprocess()
+            if fsdp_on_cpu(self):
+                self.is_fsdp_enabled = True
 
         def _set_sampler_epoch(self, epoch: int) -> None:
             """Tell hfft's seeded train sampler the epoch. Trainer's own `set_epoch` does not reach it under DDP

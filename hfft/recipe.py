@@ -18,10 +18,13 @@ from hfft import audit, cleaning, data, leakage, outputs
 from hfft.config import NoOptions, RecipeConfig, load_config
 from hfft.distributed import (
     check_launch,
+    check_sharded_resume,
     elastic_restart,
     gather_fingerprints,
     init_restarted_process_group,
+    meta_copy,
     parallelism,
+    unsharded_model,
 )
 from hfft.errors import ConfigError, DataError
 from hfft.hooks import ModalityHooks, TaskHooks
@@ -122,6 +125,8 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         init_restarted_process_group()  # a fresh rendezvous for the restarted group (torch keeps stale addresses)
         args = self.training_arguments()
         model_path = self.model_path = self.preflight(resume)
+        checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
+        check_sharded_resume(checkpoint, self.config, args.world_size)  # FSDP states resume only under FSDP
         set_seed(self.config.seed)
         with args.main_process_first(desc="loading and preprocessing data"):
             splits = self.load_splits()
@@ -133,11 +138,11 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         self.model = self.build_model(model_path)
         self.resolve_learning_rate(args)  # the recipe's, or hfft's default for this architecture and method
         trainer = self.build_trainer(args, encoded)
+        structure = meta_copy(self.model) if trainer.is_fsdp_enabled and trainer.is_world_process_zero() else None
         before = self.pretrained_metrics(trainer, encoded)  # e.g. the zero-shot WER of the unmodified checkpoint
         trainer.release_evaluated_model()  # so that training wraps it in DDP after all
         if args.hfft_learning_rate_auto:  # training.learning_rate: auto
             args.learning_rate = self.model_notes["learning_rate"]["value"] = self.auto_learning_rate(trainer, resume)
-        checkpoint = resume_checkpoint(self.output_dir, resume, main_process=args.process_index == 0)
         train_result = run_training(trainer, checkpoint)  # out of memory / disk full: a message, not a trace
         metrics = {**before, **train_result.metrics}
         metrics.update(self.evaluate_split(trainer, encoded["validation"], "eval"))
@@ -159,8 +164,9 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         metrics["world_size"] = args.world_size
         self.model_notes["parallelism"] = {**parallelism(trainer), "elastic_restarts": restarts}
         self.rank_fingerprints = gather_fingerprints(trainer.model)  # all ranks must end with equal weights
+        trained = unsharded_model(trainer, structure) if trainer.is_fsdp_enabled else trainer.model  # FSDP: gathered
         if trainer.is_world_process_zero():
-            self.save(trainer, metrics, model_path)
+            self.save(trainer, metrics, model_path, trained)
         return metrics
 
     def resolve_learning_rate(self, args: Any) -> None:
@@ -411,9 +417,9 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         metrics = trainer.evaluate(self.with_eval_transform(rows), metric_key_prefix="train_eval")
         return {k: v for k, v in metrics.items() if not k.endswith(("runtime", "per_second", "samples"))}
 
-    def save(self, trainer: Any, metrics: dict[str, float], model_path: str) -> None:
-        """Model (LoRA: merged, with the adapter in adapter/), processor, metrics, config, report, model card."""
-        outputs.save_model(trainer, self.output_dir)
+    def save(self, trainer: Any, metrics: dict[str, float], model_path: str, model: Any) -> None:
+        """``model`` (LoRA: merged, with the adapter in adapter/), processor, metrics, config, report, model card."""
+        outputs.save_model(trainer, self.output_dir, model)
         if self.processor is not None:
             self.processor.save_pretrained(str(self.output_dir))
         trainer.save_metrics("all", metrics, combined=False)

@@ -218,6 +218,7 @@ def elastic_config(tiny_bert: Path, data: dict, out: Path) -> dict:
             "per_device_train_batch_size": 4,
             "learning_rate": 5e-3,
             "logging_steps": 10,
+            "bf16": False,  # float32: FSDP's bf16 policy (bf16 weights in compute) differs from DDP's autocast
         },
     )
 
@@ -292,19 +293,91 @@ def test_two_nodes_on_localhost_match_two_local_processes(tiny_bert, data, tmp_p
     assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-5)
 
 
-def test_fsdp_without_a_gpu_and_deepspeed_without_its_package_are_errors(tiny_bert, data, tmp_path):
-    """No silent fallback: accelerate would run an FSDP launch on CPUs as plain DDP; said before anything loads."""
+def fsdp_train(recipe: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`hfft train RECIPE --num-processes 2 --launch-config recipes/accelerate/fsdp-cpu.yaml` (FSDP2 over gloo)."""
+    cmd = [BIN / "hfft", "train", recipe, *extra, "--num-processes", "2", "--launch-config",
+           REPO / "recipes/accelerate/fsdp-cpu.yaml"]  # fmt: skip
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_fsdp_trains_what_ddp_trains_and_its_sharded_checkpoint_resumes(tiny_bert, data, tmp_path, two_process_run):
+    """FSDP2 on two CPU processes (accelerate alone would run them as DDP) ends with the DDP run's losses; the final
+    model is gathered into a normal directory that loads in a pipeline; a sharded checkpoint resumes under FSDP to
+    the same end, and in one process it is a clear error before anything loads."""
+    import shutil
+
+    from transformers import pipeline
+
+    run = tmp_path / "fsdp"
+    fsdp_train(write_recipe(tmp_path / "recipe.yaml", elastic_config(tiny_bert, data, run)))
+    metrics, info = results(run)
+    reference, _ = results(two_process_run)
+    assert info["parallelism"]["distributed_type"] == "FSDP" and info["parallelism"]["fsdp_sharded"]
+    assert (run / "checkpoint-80" / "pytorch_model_fsdp_0").is_dir() and len(set(info["rank_weight_fingerprints"])) == 1
+    assert logged_losses(run) == pytest.approx(logged_losses(two_process_run), rel=1e-5)
+    assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-5)
+    assert pipeline("text-classification", model=str(run))("spicy noodle soup")[0]["label"] in {"food", "sport", "tech"}
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run / "checkpoint-70", resumed / "checkpoint-70")
+    recipe = write_recipe(tmp_path / "resumed.yaml", elastic_config(tiny_bert, data, resumed))
+    assert re.search(r"resuming from \S*checkpoint-70", fsdp_train(recipe, "--resume").stderr)
+    assert logged_losses(resumed) == pytest.approx(logged_losses(run), rel=1e-6)
+    assert results(resumed)[0]["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
+    (resumed / "all_results.json").unlink()
+    shutil.rmtree(resumed / "checkpoint-80")
+    one = subprocess.run([BIN / "hfft", "train", recipe, "--resume"], env=ENV, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert one.returncode != 0 and "holds FSDP-sharded model and optimizer states" in one.stderr, one.stderr[-2000:]
+    assert "Loading weights" not in one.stderr
+
+
+def test_fsdp_lora_matches_ddp_lora(tiny_bert, data, tmp_path):
+    """LoRA under FSDP2 (frozen base and trainable adapters in the same sharded blocks) trains the adapters DDP
+    trains; the saved adapter and merged model are normal files."""
+    from safetensors.torch import load_file
+
+    runs = {}
+    for name in ("ddp", "fsdp"):
+        config = elastic_config(tiny_bert, data, tmp_path / name)
+        config["tuning"] = {"method": "lora"}
+        config["training"].update(max_steps=20, save_strategy="no", learning_rate=0.05)
+        recipe = write_recipe(tmp_path / f"{name}.yaml", config)
+        if name == "fsdp":
+            fsdp_train(recipe)
+        else:
+            done = subprocess.run([BIN / "hfft", "train", recipe, "--num-processes", "2"], env=ENV,
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = tmp_path / name
+    assert results(runs["fsdp"])[1]["parallelism"]["fsdp_sharded"]
+    assert logged_losses(runs["fsdp"]) == pytest.approx(logged_losses(runs["ddp"]), rel=1e-5)
+    for file in ("adapter/adapter_model.safetensors", "model.safetensors"):
+        ddp, fsdp = load_file(runs["ddp"] / file), load_file(runs["fsdp"] / file)
+        assert fsdp.keys() == ddp.keys()
+        assert all(torch_close(fsdp[k], ddp[k]) for k in ddp), file
+
+
+def torch_close(a, b) -> bool:
+    import torch
+
+    return torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fsdp1_on_cpus_and_deepspeed_without_its_package_are_errors(tiny_bert, data, tmp_path):
+    """No silent fallback, said before anything loads: FSDP1 needs GPUs (hfft shards CPU processes with FSDP2 only);
+    DeepSpeed needs its package."""
     import importlib.util
 
     from hfft import TextClassification
     from hfft.errors import ConfigError
 
-    recipe = write_recipe(tmp_path / "recipe.yaml", text_config(tiny_bert, data, tmp_path / "run"))
-    launch = [BIN / "accelerate", "launch", "--config_file", REPO / "recipes/accelerate/fsdp.yaml", "--num_processes",
-              "2", "-m", "hfft", "train", recipe]  # fmt: skip
-    done = subprocess.run(launch, env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "FSDP needs GPUs" in done.stderr, done.stderr[-3000:]
-    assert "--num-processes" in done.stderr and not (tmp_path / "run").exists()
+    fsdp1 = {"fsdp": "full_shard", "fsdp_config": {"version": 1}}
+    with pytest.raises(ConfigError, match="needs FSDP2"):
+        TextClassification(text_config(tiny_bert, data, tmp_path / "fsdp1", training=fsdp1)).train()
+    assert not (tmp_path / "fsdp1").exists()
     if importlib.util.find_spec("deepspeed") is None:
         config = text_config(tiny_bert, data, tmp_path / "ds", training={"deepspeed": str(tmp_path / "ds.json")})
         with pytest.raises(ConfigError, match="needs the deepspeed package"):
