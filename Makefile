@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: install demo demo-image demo-audio demo-multilabel-text demo-multilabel-image demo-asr demo-asr-full test lint \
 	assets-text assets-asr minilm fashion-mnist
 .PHONY: demo-ner demo-ner-full assets-ner
-.PHONY: assets-lm demo-sft demo-lm bench
+.PHONY: assets-lm demo-sft demo-lm bench bench-lm
 BENCH_ARGS ?=
 
 $(BIN)/python:
@@ -140,6 +140,11 @@ bench: minilm fashion-mnist
 	@[ -d /usr/share/games/fortunes ] && command -v espeak-ng >/dev/null && [ -d /usr/share/asterisk/sounds/en ] || \
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fortunes espeak-ng asterisk-core-sounds-en-wav)
 	$(BIN)/python benchmarks/run.py --quick $(BENCH_ARGS)
+
+# causal-LM against a plain TRL SFTTrainer script (benchmarks/lm_baseline.py); trl is a benchmark-only dependency.
+bench-lm: assets-lm
+	$(BIN)/python -c "import trl" 2>/dev/null || $(BIN)/pip install -q trl==1.16.0
+	$(BIN)/python benchmarks/lm.py --quick --methods packed,B --precisions default
 
 test: install
 	$(BIN)/python -m pytest -q tests

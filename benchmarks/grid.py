@@ -120,17 +120,19 @@ def baseline_bf16(precision: str) -> list[str]:
     return ["--bf16"] if precision == "default" and native_cpu_bf16() else []
 
 
-def baseline_ratio_lines(meta: dict[str, Any], rows: list[dict[str, Any]], case: str, script: str) -> str:
-    """`<case> ratio vs B: n` (or `vs B+bf16`) per precision: hfft's full run over the plain ``script``'s (method B)
-    train samples/s, with the machine class; empty without a B row."""
+def baseline_ratio_lines(
+    meta: dict[str, Any], rows: list[dict[str, Any]], case: str, script: str, method: str = "full"
+) -> str:
+    """`<case> ratio vs B: n` (or `vs B+bf16`) per precision: hfft's ``method`` run over the plain ``script``'s
+    (method B) train samples/s, with the machine class; empty without a B row."""
     lines = []
     for precision in meta["precisions"]:
         found = {r["method"]: r for r in rows if r["precision"] == precision and r["ok"]}
-        if "B" in found and "full" in found:
-            ratio = found["full"]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
+        if "B" in found and method in found:
+            ratio = found[method]["train_samples_per_second"] / found["B"]["train_samples_per_second"]
             kind = "B+bf16" if precision == "default" and meta["native_bf16"] else "B"
             machine = "native bf16" if meta["native_bf16"] else "no native bf16"
-            lines.append(f"{case} ratio vs {kind}: {ratio:.2f} (hfft full / {script}, train samples/s; {machine}, "
+            lines.append(f"{case} ratio vs {kind}: {ratio:.2f} (hfft {method} / {script}, train samples/s; {machine}, "
                          f"{precision})")  # fmt: skip
     return "\n" + "\n".join(lines) + "\n" if lines else ""
 
