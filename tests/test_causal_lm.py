@@ -131,6 +131,16 @@ def test_packed_loss_equals_unpadded_loss(tiny_llama, pairs, tmp_path):
     assert abs(losses[True] - mean) < 1e-4
 
 
+def test_packed_training_draws_random_batches_not_length_groups(tiny_llama, pairs, tmp_path):
+    """Packing leaves no padding for length grouping to save, and grouped batches cost quality (benchmarks/README.md):
+    packed runs sample at random, padded ones group by length; a recipe's own choice wins."""
+    train = write_jsonl(tmp_path / "train.jsonl", chat_rows(pairs))
+    for packing, extra, expected in ((True, {}, "random"), (False, {}, "group_by_length"),
+                                     (True, {"train_sampling_strategy": "group_by_length"}, "group_by_length")):  # fmt: skip
+        config = lm_config(tiny_llama, train, tmp_path / "run", preprocessing={"packing": packing}, training=extra)
+        assert recipe_class("causal-lm")(config).training_arguments().train_sampling_strategy == expected
+
+
 def test_rows_whose_targets_are_cut_away_are_dropped_and_counted(tiny_llama, pairs, tmp_path):
     long_prompt = "what colour is " + "the red and blue " * 40 + "sky?"
     rows = chat_rows(pairs) + chat_rows([(long_prompt, "blue.")])
