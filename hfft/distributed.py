@@ -161,20 +161,34 @@ def fsdp_on_cpu(trainer: Any) -> bool:
     return True
 
 
-def fsdp_layer_classes(trainer: Any) -> None:
-    """FSDP's transformer-based wrapping without named layer classes: wrap the model's `_no_split_modules` except
-    those holding the input embeddings (e.g. BERT's `BertEmbeddings`). accelerate shards the input embeddings on
-    their own after the layers and fails on one already inside a sharded module (`TypeError: Invariant
-    encountered` in `fully_shard`), on GPUs as on CPUs."""
+def fit_for_fsdp(trainer: Any) -> None:
+    """Mend two gaps in accelerate's (1.15) FSDP2 preparation, on GPUs as on CPUs:
+
+    - transformer-based wrapping without named layer classes wraps the model's `_no_split_modules`, then shards
+      the input embeddings on their own and fails on ones already inside a sharded block (BERT's
+      `BertEmbeddings`: `TypeError: Invariant encountered` in `fully_shard`): hfft names the layer classes,
+      leaving out those that hold the input embeddings;
+    - it asks every model for its input embeddings, and models without any (vision CNNs such as ResNet) raise
+      `NotImplementedError`: such a model answers None instead."""
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
+    model = trainer.model
+    embeddings = input_embeddings(model)
+    if embeddings is None:
+        model.get_input_embeddings = lambda: None
     plugin = trainer.accelerator.state.fsdp_plugin
     if plugin.auto_wrap_policy is not transformer_auto_wrap_policy or plugin.transformer_cls_names_to_wrap:
         return
-    model = trainer.model
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     holding = {type(m).__name__ for m in model.modules() if embeddings is not None and embeddings in set(m.modules())}
     plugin.transformer_cls_names_to_wrap = sorted(set(getattr(model, "_no_split_modules", None) or ()) - holding)
+
+
+def input_embeddings(model: Any) -> Any:
+    """The model's input embedding module, or None (vision and audio models have none: transformers raises)."""
+    try:
+        return model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
 
 
 def meta_copy(model: Any) -> Any:

@@ -191,9 +191,9 @@ def _trainer_class(base_name: str) -> type:
             self.seeded_sampler: SeededPerEpoch | None = None
             self.add_callback(epoch_callback(self._set_sampler_epoch))
             if self.is_fsdp_enabled:
-                from hfft.distributed import fsdp_layer_classes
+                from hfft.distributed import fit_for_fsdp
 
-                fsdp_layer_classes(self)
+                fit_for_fsdp(self)
             if self.model is not None and self._channels_last():
                 self.model.to(memory_format=torch.channels_last)
 
@@ -213,8 +213,9 @@ def _trainer_class(base_name: str) -> type:
                 self.seeded_sampler.set_epoch(epoch)
 
         def _channels_last(self) -> bool:
-            """Whether the model runs in the channels-last layout while training and evaluating."""
-            return bool(self.args.use_cpu) and convolutional(self.model)
+            """Whether the model runs in the channels-last layout while training and evaluating (not under FSDP,
+            which shards only contiguous parameters)."""
+            return bool(self.args.use_cpu) and convolutional(self.model) and not self.is_fsdp_enabled
 
         def release_evaluated_model(self) -> None:
             """(9) Undo accelerate's evaluation-time preparation of the model (an evaluation before `train()`, e.g.
