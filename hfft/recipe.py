@@ -117,7 +117,7 @@ class Recipe(ModalityHooks, TaskHooks, InferenceMixin):
         from transformers import set_seed
 
         started = time.time()
-        check_launch(self.config)  # FSDP without a GPU, DeepSpeed without its package: errors, not fallbacks
+        check_launch(self.config)  # FSDP1 on CPUs, DeepSpeed without its package: errors, not fallbacks
         restarts = elastic_restart()
         if restarts and not resume:  # torchrun restarted the group after a worker died: continue, do not restart
             logger.info("elastic restart %d: resuming from the last complete checkpoint", restarts)
