@@ -80,10 +80,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _end_process_group() -> None:
     """Close a torchrun/accelerate process group before this process exits: left to interpreter shutdown,
-    gloo's threads were seen aborting a rank (SIGABRT, "terminate called without an active exception")."""
+    gloo's threads were seen aborting a rank (SIGABRT, "terminate called without an active exception"). The
+    ranks first wait for each other: a rank that tore down its connections while rank 0 was still writing the
+    run directory was seen aborting the same way (CI, once in a two-process run)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
