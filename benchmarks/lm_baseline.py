@@ -8,8 +8,8 @@ same sentences. Batching (`--packing`):
 - `off`: each batch of `--batch-size` sentences padded to its longest (TRL's default collator; random order);
 - `padding-free`: each batch of `--batch-size` sentences flattened into one row, position ids restarting per
   sentence (SFTConfig(padding_free=True); TRL then wants max_length=None: PTB sentences are at most 142 tokens
-  with EOS, so nothing is cut either way): batches built as hfft's preprocessing.packing builds them (hfft's
-  sentences are length-grouped into batches, TRL's drawn at random);
+  with EOS, so nothing is cut either way): batches built as hfft's preprocessing.packing builds them (both
+  drawn at random since hfft's packed runs stopped grouping by length);
 - `bfd`: SFTConfig(packing=True), TRL's default best-fit-decreasing packing into rows of `--max-length` tokens,
   `--batch-size` such rows per step (padding-free): ~10x the sentences per step of hfft's packed batches.
 TRL's default gradient checkpointing is turned off (hfft does not recompute activations; `--gradient-checkpointing`
