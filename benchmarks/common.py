@@ -14,6 +14,7 @@ import os
 import random
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -86,6 +87,7 @@ def step_timer() -> Any:
     class StepTimer(TrainerCallback):
         def __init__(self) -> None:
             self.total, self.steps, self.started, self.train_begin, self.first_step = 0.0, 0, None, None, None
+            self.durations: list[float] = []
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.train_begin = time.time()
@@ -95,7 +97,8 @@ def step_timer() -> Any:
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if self.started is not None:
-                self.total += time.perf_counter() - self.started
+                self.durations.append(time.perf_counter() - self.started)
+                self.total += self.durations[-1]
                 self.steps += 1
             if self.first_step is None:
                 self.first_step = time.time()
@@ -135,6 +138,8 @@ def training_numbers(trainer: Any, timer: Any, counter: Counter | None, train_me
         "train_runtime": train_metrics["train_runtime"],
         "train_steps": timer.steps,
         "step_time_s": round(timer.total, 3),
+        "median_step_ms": round(1000 * statistics.median(timer.durations), 1) if timer.durations else None,
+        "first_step_ms": round(1000 * timer.durations[0], 1) if timer.durations else None,
         "startup_s": round(timer.train_begin - STARTED, 2),  # imports, data, preprocessing, model
         "first_step_s": round(timer.first_step - STARTED, 2),  # ... and the first optimizer step
     }

@@ -8,6 +8,7 @@ Started by run.py: `python benchmarks/hfft_run.py --spec JSON --out FILE`. `spec
   full_logits: no argmax `preprocess_logits_for_metrics` (whole logits gathered in evaluation)
   pipeline_only: no training; one epoch of the training DataLoader alone (decode, augment, collate)
   no_channels_last: convolutional networks train and evaluate in float32 but in the default (NCHW) layout
+  fused_attention: SDPA's fused kernel also for short sequences in bf16 training (hfft.perf.short_sequence_attention off)
   fast_dropout: dropout masks from numpy's SFC64 instead of torch's CPU generator (benchmarks/fast_dropout.py)
   freeze_embeddings, shuffle_batches: experiments (see benchmarks/README.md)
 """
@@ -137,6 +138,12 @@ def main() -> None:
         import hfft.perf
 
         hfft.perf.Trainer._channels_last = lambda trainer: False
+    if levers.get("fused_attention"):
+        import contextlib
+
+        import hfft.perf
+
+        hfft.perf.short_sequence_attention = lambda model, enabled: contextlib.nullcontext()
     if levers.get("shuffle_batches"):
         shuffle_grouped_batches()
     recipe = benchmark_recipe(spec, levers)

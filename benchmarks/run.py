@@ -62,6 +62,7 @@ TEXT_LEVERS = {
     "length grouping off": {"overrides": ["training.train_sampling_strategy=random"]},
     "dynamic padding off": {"pad_to_max_length": True, "overrides": ["training.train_sampling_strategy=random"]},
     "bounded OpenMP spinning off": {"omp_default": True},
+    "math attention kernel for short sequences off": {"fused_attention": True},
     "preprocessing cache off": {"no_cache": True},
     "argmax logits off": {"full_logits": True},
     "torch.compile on": {"overrides": ["training.torch_compile=true"]},
@@ -82,7 +83,7 @@ IMAGE_LEVERS = {
     "1 dataloader worker": {"overrides": ["training.dataloader_num_workers=1"]},
 }
 IMAGE_LEVERS = {"channels-last layout off (CNN)": {"no_channels_last": True}, **IMAGE_LEVERS}
-AUDIO_LEVERS = IMAGE_LEVERS
+AUDIO_LEVERS = {"math attention kernel for short sequences off": {"fused_attention": True}, **IMAGE_LEVERS}
 
 
 # ----------------------------------------------------------------------------- machine
@@ -287,7 +288,7 @@ def worker_env(cpu_bf16: str = "auto") -> dict[str, str]:
 
 def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tuple[str, dict[str, Any]]]:
     """The runs of one repeat of one case, in order: A, B (and B pinned to --b-threads), hfft, then levers."""
-    base = {k: v for k, v in case.items() if k != "levers"}
+    base = {k: v for k, v in case.items() if k not in ("levers", "lever_names")}
     base["seed"] = 42 + repeat
     runs: list[tuple[str, dict[str, Any]]] = []
     if not args.skip_a and (repeat < args.a_repeats):
@@ -303,10 +304,12 @@ def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tu
 
 def lever_plan(case: dict[str, Any], repeat: int) -> list[tuple[str, dict[str, Any]]]:
     """Each lever switched, right after an hfft run at its defaults (the pair is compared: same load)."""
-    base = {k: v for k, v in case.items() if k != "levers"}
+    base = {k: v for k, v in case.items() if k not in ("levers", "lever_names")}
     base["seed"] = 42 + repeat
     runs: list[tuple[str, dict[str, Any]]] = []
     for name, lever in case["levers"].items():
+        if case.get("lever_names") and not any(part in name for part in case["lever_names"]):
+            continue
         if not lever.get("pipeline_only"):
             runs.append((PAIRED, dict(base)))
         runs.append((f"hfft: {name}", dict(base, levers=lever)))
@@ -577,6 +580,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="repeats of each run (default 3, quick 2)")
     parser.add_argument("--levers", action="store_true", help="also run hfft with each lever switched")
     parser.add_argument("--lever-repeats", type=int, default=1, help="run the levers in the first N repeats")
+    parser.add_argument("--lever-names", help="only the levers whose names contain one of these (comma-separated)")
     parser.add_argument("--text-rows", type=int, help="train rows of the text case (default 2000, quick 640)")
     parser.add_argument("--image-per-class", type=int, help="train images per class (default 200, quick 64)")
     parser.add_argument("--audio-per-word", type=int, help="train clips per digit (default 40, quick 16)")
@@ -617,6 +621,9 @@ def main() -> None:
     started, load_start = time.time(), os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="hfft-bench-"))
     specs = {name: dict(CASES[name](args, work), epochs=args.epochs) for name in cases}
+    if args.lever_names:
+        for case in specs.values():
+            case["lever_names"] = [part.strip() for part in args.lever_names.split(",")]
     peak_size = 256 if args.tiny_model else 2048
     peaks = measure_peaks(peak_size)
     print(f"machine: {cpu_name()}, {cores()} cores, {machine}; load {load_start}; matmul peak GFLOP/s {peaks}")

@@ -1,10 +1,13 @@
 """Speed defaults: OpenMP waiting, CPU threads, native bf16, length-grouped batches without a scan,
-channels-last CNNs on CPU, evaluation in the training precision.
+channels-last CNNs on CPU, evaluation in the training precision, the faster attention kernel for short
+sequences in CPU bf16 training.
 
 Measured on 2 CPU cores (benchmarks/README.md): bf16 autocast on a CPU with AVX512-BF16 or AMX runs
 MiniLM's training step ~2x faster than float32 (evaluation ~2.7x); grouping texts of similar length
 cuts the padded tokens of short texts ~2x; bounded OpenMP spinning keeps 2 threads ~1.7x faster than
-libgomp's default when another process uses a core; channels-last trains EfficientNet-Lite0 ~1.6x faster.
+libgomp's default when another process uses a core; channels-last trains EfficientNet-Lite0 ~1.6x faster;
+torch's unfused attention trains the Whisper tiny encoder's 50-frame windows in bf16 ~1.4x faster than the
+fused kernel SDPA picks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from typing import Any
 # ours spins away time slices the other one needs (MiniLM step 145 -> 420 ms; 1,000 spins: 243 ms).
 # Passive waiting (0 spins) is as good there but costs 15-50% on an idle machine; 1,000 costs ~0%.
 GOMP_SPINCOUNT = "1000"
+# torch's fused CPU attention kernel (what SDPA picks on CPU) has a slow bf16 backward for short sequences:
+# forward + backward of one attention call is 1.5-5.6x slower than torch's unfused math kernel up to 160 keys,
+# even at 192 and faster beyond (torch 2.13, head sizes 32/64, 6-12 heads, causal or not; forward alone
+# the fused kernel wins at any length). benchmarks/README.md "Attention kernel for short sequences".
+MATH_ATTENTION_MAX_KEYS = 160
+SHORT_SEQUENCE_ATTENTION = "hfft_sdpa"
 
 
 def configure_openmp() -> None:
@@ -96,6 +105,50 @@ def float32_for_cnns(model: Any, args: Any) -> None:
     channels-last layout (see `Trainer`), where bf16 is ~1.5x slower than float32."""
     if getattr(args, "use_cpu", False) and getattr(args, "hfft_chose_bf16", False) and convolutional(model):
         args.bf16, args.mixed_precision = False, "no"
+
+
+def register_short_sequence_attention() -> None:
+    """Register transformers' SDPA attention as ``SHORT_SEQUENCE_ATTENTION``, routed to torch's math kernel while
+    gradients are on for bf16 CPU attention over at most ``MATH_ATTENTION_MAX_KEYS`` keys; otherwise plain SDPA."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
+        if (
+            torch.is_grad_enabled()
+            and query.dtype == torch.bfloat16
+            and query.device.type == "cpu"
+            and key.shape[-2] <= MATH_ATTENTION_MAX_KEYS
+        ):
+            with sdpa_kernel([SDPBackend.MATH]):
+                return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register(SHORT_SEQUENCE_ATTENTION, attention)
+
+
+@contextlib.contextmanager
+def short_sequence_attention(model: Any, enabled: bool) -> Any:
+    """While the block runs, a transformers model on SDPA attention uses ``SHORT_SEQUENCE_ATTENTION`` (when
+    ``enabled``: bf16 training on CPU); then SDPA again. Not saved: `config.json` does not record it."""
+    from transformers import PreTrainedModel
+
+    pretrained = next((m for m in model.modules() if isinstance(m, PreTrainedModel)), None)
+    if not enabled or pretrained is None or pretrained.config._attn_implementation != "sdpa":
+        yield
+        return
+    register_short_sequence_attention()
+    try:
+        pretrained.set_attn_implementation(SHORT_SEQUENCE_ATTENTION)
+    except (ValueError, KeyError, NotImplementedError):  # models outside transformers' AttentionInterface
+        yield
+        return
+    try:
+        yield
+    finally:
+        pretrained.set_attn_implementation("sdpa")
 
 
 def precomputed_lengths(dataset: Any, column: str) -> list[int] | None:
@@ -270,8 +323,12 @@ def _trainer_class(base_name: str) -> type:
             return super()._get_eval_sampler(eval_dataset)
 
         def train(self, *args: Any, **kwargs: Any) -> Any:
+            """(11) bf16 training on CPU runs short sequences' attention in torch's math kernel
+            (`short_sequence_attention`)."""
+            cpu_bf16 = self.args.bf16 and self.args.device.type == "cpu"
             try:
-                return super().train(*args, **kwargs)
+                with short_sequence_attention(self.model, cpu_bf16):
+                    return super().train(*args, **kwargs)
             finally:  # the model as it will be reloaded: no autocast wrapper, default memory layout
                 extract_model_from_parallel(self.model, keep_fp32_wrapper=False)
                 self._default_layout()

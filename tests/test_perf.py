@@ -91,3 +91,65 @@ def test_drop_last_drops_training_rows_only(tiny_bert: Path, text_csvs: dict, tm
     train_rows = report["train"]["rows_out"]
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
     assert state["global_step"] == train_rows // 16  # the partial training batch is dropped
+
+
+def attention_backward_nodes(loss: torch.Tensor) -> set[str]:
+    """Names of the autograd nodes behind ``loss`` that belong to attention kernels."""
+    seen, names, todo = set(), set(), [loss.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if "Attention" in type(node).__name__ or "Softmax" in type(node).__name__:
+            names.add(type(node).__name__)
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_short_sequences_train_attention_in_the_math_kernel_and_the_model_is_saved_unchanged(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
+
+    from hfft.perf import MATH_ATTENTION_MAX_KEYS, Trainer, short_sequence_attention
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, attention_probs_dropout_prob=0.0, num_labels=2)  # fmt: skip
+    model = BertForSequenceClassification(config)
+    assert model.config._attn_implementation == "sdpa"
+
+    def backward_of(length: int, routed: bool) -> tuple[set[str], torch.Tensor]:
+        ids = torch.arange(2 * length).remainder(50).view(2, length)
+        model.zero_grad()
+        with short_sequence_attention(model, routed), torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=torch.tensor([0, 1])).loss
+        nodes = attention_backward_nodes(loss)
+        loss.backward()
+        return nodes, model.bert.encoder.layer[0].attention.self.query.weight.grad.clone()
+
+    fused, fused_grad = backward_of(8, routed=False)
+    math, math_grad = backward_of(8, routed=True)
+    assert any("Flash" in n for n in fused) and not any("Flash" in n for n in math), (fused, math)
+    assert any("Softmax" in n for n in math)
+    torch.testing.assert_close(math_grad, fused_grad, atol=2e-3, rtol=0.05)  # same gradients up to bf16 rounding
+    long, _ = backward_of(MATH_ATTENTION_MAX_KEYS + 8, routed=True)  # longer: the fused kernel is faster there
+    assert any("Flash" in n for n in long), long
+    assert model.config._attn_implementation == "sdpa"  # restored after the block
+
+    class Seen(TrainerCallback):
+        implementations: list[str] = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+            self.implementations.append(model.config._attn_implementation)
+
+    rows = [{"input_ids": torch.arange(i, i + 6) % 50, "labels": i % 2} for i in range(8)]
+    for use_bf16, expected in ((True, "hfft_sdpa"), (False, "sdpa")):
+        Seen.implementations = []
+        args = TrainingArguments(str(tmp_path / str(use_bf16)), use_cpu=True, bf16=use_bf16, max_steps=2,
+                                 per_device_train_batch_size=4, report_to="none")  # fmt: skip
+        Trainer(model=model, args=args, train_dataset=rows, callbacks=[Seen()]).train()
+        assert Seen.implementations == [expected, expected]
+        assert model.config._attn_implementation == "sdpa"
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert not any("attn" in key for key in saved), saved
