@@ -114,25 +114,31 @@ def test_short_sequences_train_attention_in_the_math_kernel_and_the_model_is_sav
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, attention_probs_dropout_prob=0.0, num_labels=2)  # fmt: skip
+                        intermediate_size=64, attention_probs_dropout_prob=0.0, hidden_dropout_prob=0.0,
+                        num_labels=2)  # fmt: skip
     model = BertForSequenceClassification(config)
     assert model.config._attn_implementation == "sdpa"
 
-    def backward_of(length: int, routed: bool) -> tuple[set[str], torch.Tensor]:
+    def backward_of(length: int, routed: bool) -> tuple[set[str], torch.Tensor, torch.Tensor]:
         ids = torch.arange(2 * length).remainder(50).view(2, length)
+        mask = torch.ones_like(ids)
+        mask[1, length // 2 :] = 0  # the second row is half padding
         model.zero_grad()
         with short_sequence_attention(model, routed), torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=torch.tensor([0, 1])).loss
-        nodes = attention_backward_nodes(loss)
-        loss.backward()
-        return nodes, model.bert.encoder.layer[0].attention.self.query.weight.grad.clone()
+            out = model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1]), output_hidden_states=True)
+        nodes = attention_backward_nodes(out.loss)
+        out.loss.backward()
+        hidden = out.hidden_states[-1].detach().float()
+        return nodes, hidden, model.bert.encoder.layer[0].attention.self.query.weight.grad.clone()
 
-    fused, fused_grad = backward_of(8, routed=False)
-    math, math_grad = backward_of(8, routed=True)
+    fused, fused_hidden, fused_grad = backward_of(8, routed=False)
+    math, math_hidden, math_grad = backward_of(8, routed=True)
     assert any("Flash" in n for n in fused) and not any("Flash" in n for n in math), (fused, math)
     assert any("Softmax" in n for n in math)
-    torch.testing.assert_close(math_grad, fused_grad, atol=2e-3, rtol=0.05)  # same gradients up to bf16 rounding
-    long, _ = backward_of(MATH_ATTENTION_MAX_KEYS + 8, routed=True)  # longer: the fused kernel is faster there
+    # same outputs and gradients up to bf16 rounding; the padding stays masked (unmasked: hidden states ~1e-2 apart)
+    torch.testing.assert_close(math_hidden, fused_hidden, atol=2e-3, rtol=0.0)
+    torch.testing.assert_close(math_grad, fused_grad, atol=2e-3, rtol=0.05)
+    long, _, _ = backward_of(MATH_ATTENTION_MAX_KEYS + 8, routed=True)  # longer: the fused kernel is faster there
     assert any("Flash" in n for n in long), long
     assert model.config._attn_implementation == "sdpa"  # restored after the block
 
