@@ -147,7 +147,7 @@ bench-lm: assets-lm
 	$(BIN)/python benchmarks/lm.py --quick --methods packed,B --precisions default
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests  # two workers (pytest-xdist), one thread each (tests/conftest.py)
 
 lint: install
 	$(BIN)/ruff check hfft tests recipes && $(BIN)/ruff format --check hfft tests recipes

@@ -64,6 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = Recipe.from_yaml(args.config, args.overrides)
     metrics = recipe.train(resume=args.resume)
     _end_process_group()
+    if not _is_main_process():
+        _exit_without_teardown()
     if _is_main_process():
         shown = {
             k: v
@@ -88,6 +90,17 @@ def _end_process_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def _exit_without_teardown() -> None:
+    """End a finished non-main rank here (exit code 0) instead of through interpreter teardown, whose C++
+    destructors aborted a rank now and then under load after its work was done and the group closed ("terminate
+    called without an active exception", in a two-process test with the learning-rate range test). Rank 0 keeps
+    the normal exit: its reporting integrations (`report_to`) flush at exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def _is_main_process() -> bool:

@@ -16,6 +16,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n N`: one thread per worker, not N x (threads per core)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WORDS = {
     "sport": ["ball", "goal", "team", "match", "score", "coach", "race", "win"],

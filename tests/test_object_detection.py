@@ -46,7 +46,7 @@ def det_config(model: Path, data: dict[str, Path], out: Path, **extra) -> dict:
             "output_dir": str(out),
             "num_train_epochs": 1,
             "per_device_train_batch_size": 8,
-            "learning_rate": 1e-3,
+            "learning_rate": 3e-3,
             "use_cpu": True,
             "save_strategy": "no",
             "report_to": "none",
@@ -144,12 +144,13 @@ def overfit(models, tmp_path_factory):
             "num_train_epochs": 100,
             "per_device_train_batch_size": 4,
             "warmup_steps": 0,
-            "learning_rate": 2e-3,
+            "learning_rate": 3e-3,
             "eval_strategy": "no",
             "logging_steps": 25,
             "bf16": False,
         },
-    )  # fmt: skip  (float32: the same trajectory on every CPU)
+    )  # fmt: skip  (float32; the trajectory still follows the thread count's summation order: at lr 3e-3 the
+    # four images are learned with 1 and 2 threads, mAP@50 0.92 / 0.55; at 2e-3 only with 2, 0.12 with 1)
     recipe = ObjectDetection(config)
     return recipe, recipe.train(), root / "run"
 
