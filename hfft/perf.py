@@ -328,7 +328,8 @@ def _trainer_class(base_name: str) -> type:
         def train(self, *args: Any, **kwargs: Any) -> Any:
             """(11) bf16 training on CPU runs short sequences' attention in torch's math kernel
             (`short_sequence_attention`)."""
-            cpu_bf16 = self.args.bf16 and self.args.device.type == "cpu"
+            # not under torch.compile: its graph then would hold a Python-level kernel switch
+            cpu_bf16 = self.args.bf16 and self.args.device.type == "cpu" and not self.args.torch_compile
             try:
                 with short_sequence_attention(self.model, cpu_bf16):
                     return super().train(*args, **kwargs)
