@@ -142,12 +142,21 @@ def short_sequence_attention(model: Any, enabled: bool) -> Any:
     if not enabled or pretrained is None or pretrained.config._attn_implementation != "sdpa":
         yield
         return
+    import logging
+
+    logger = logging.getLogger("hfft")
     register_short_sequence_attention()
     try:
         pretrained.set_attn_implementation(SHORT_SEQUENCE_ATTENTION)
-    except (ValueError, KeyError, NotImplementedError):  # models outside transformers' AttentionInterface
+    except (ValueError, KeyError, NotImplementedError) as err:  # models outside transformers' AttentionInterface
+        logger.info(
+            "attention: SDPA's own kernel choice (%s takes no custom attention: %s)", type(pretrained).__name__, err
+        )
         yield
         return
+    logger.info(
+        "attention: torch's math kernel for bf16 training over at most %d keys (faster on CPU)", MATH_ATTENTION_MAX_KEYS
+    )
     try:
         yield
     finally:
