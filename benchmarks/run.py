@@ -288,7 +288,7 @@ def worker_env(cpu_bf16: str = "auto") -> dict[str, str]:
 
 def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tuple[str, dict[str, Any]]]:
     """The runs of one repeat of one case, in order: A, B (and B pinned to --b-threads), hfft, then levers."""
-    base = {k: v for k, v in case.items() if k not in ("levers", "lever_names")}
+    base = {k: v for k, v in case.items() if k != "levers"}
     base["seed"] = 42 + repeat
     runs: list[tuple[str, dict[str, Any]]] = []
     if not args.skip_a and (repeat < args.a_repeats):
@@ -304,12 +304,10 @@ def plan(case: dict[str, Any], args: argparse.Namespace, repeat: int) -> list[tu
 
 def lever_plan(case: dict[str, Any], repeat: int) -> list[tuple[str, dict[str, Any]]]:
     """Each lever switched, right after an hfft run at its defaults (the pair is compared: same load)."""
-    base = {k: v for k, v in case.items() if k not in ("levers", "lever_names")}
+    base = {k: v for k, v in case.items() if k != "levers"}
     base["seed"] = 42 + repeat
     runs: list[tuple[str, dict[str, Any]]] = []
     for name, lever in case["levers"].items():
-        if case.get("lever_names") and not any(part in name for part in case["lever_names"]):
-            continue
         if not lever.get("pipeline_only"):
             runs.append((PAIRED, dict(base)))
         runs.append((f"hfft: {name}", dict(base, levers=lever)))
@@ -622,8 +620,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hfft-bench-"))
     specs = {name: dict(CASES[name](args, work), epochs=args.epochs) for name in cases}
     if args.lever_names:
+        parts = [part.strip() for part in args.lever_names.split(",")]
         for case in specs.values():
-            case["lever_names"] = [part.strip() for part in args.lever_names.split(",")]
+            case["levers"] = {name: lever for name, lever in case["levers"].items() if any(p in name for p in parts)}
     peak_size = 256 if args.tiny_model else 2048
     peaks = measure_peaks(peak_size)
     print(f"machine: {cpu_name()}, {cores()} cores, {machine}; load {load_start}; matmul peak GFLOP/s {peaks}")

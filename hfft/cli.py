@@ -66,17 +66,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     _end_process_group()
     if not _is_main_process():
         _exit_without_teardown()
-    if _is_main_process():
-        shown = {
-            k: v
-            for k, v in metrics.items()
-            if k.endswith(
-                ("accuracy", "f1", "f1_micro", "f1_macro", "map", "gap", "train_runtime", "wall_time_s", "wer")
-            )
-            or "baseline" in k
-        }
-        print(json.dumps(shown, indent=2))
-        print(f"saved to {recipe.output_dir}")
+    shown = {
+        k: v
+        for k, v in metrics.items()
+        if k.endswith(("accuracy", "f1", "f1_micro", "f1_macro", "map", "gap", "train_runtime", "wall_time_s", "wer"))
+        or "baseline" in k
+    }
+    print(json.dumps(shown, indent=2))
+    print(f"saved to {recipe.output_dir}")
     return 0
 
 
