@@ -9,6 +9,8 @@ Started by run.py: `python benchmarks/hfft_run.py --spec JSON --out FILE`. `spec
   pipeline_only: no training; one epoch of the training DataLoader alone (decode, augment, collate)
   no_channels_last: convolutional networks train and evaluate in float32 but in the default (NCHW) layout
   fused_attention: SDPA's fused kernel also for short sequences in bf16 training (hfft.perf.short_sequence_attention off)
+  malloc_default: glibc's malloc returns freed memory to the OS as by default (hfft.perf.keep_freed_memory off)
+  feature_lists: cached audio features stored as nested lists, not a fixed-shape Array2D
   fast_dropout: dropout masks from numpy's SFC64 instead of torch's CPU generator (benchmarks/fast_dropout.py)
   freeze_embeddings, shuffle_batches: experiments (see benchmarks/README.md)
 """
@@ -144,6 +146,14 @@ def main() -> None:
         import hfft.perf
 
         hfft.perf.short_sequence_attention = lambda model, enabled: contextlib.nullcontext()
+    if levers.get("malloc_default"):
+        import hfft.perf
+
+        hfft.perf.keep_freed_memory = lambda: False
+    if levers.get("feature_lists"):
+        from hfft.modalities.audio.modality import AudioModality
+
+        AudioModality.cached_feature_type = lambda self: None
     if levers.get("shuffle_batches"):
         shuffle_grouped_batches()
     recipe = benchmark_recipe(spec, levers)

@@ -62,6 +62,7 @@ TEXT_LEVERS = {
     "length grouping off": {"overrides": ["training.train_sampling_strategy=random"]},
     "dynamic padding off": {"pad_to_max_length": True, "overrides": ["training.train_sampling_strategy=random"]},
     "bounded OpenMP spinning off": {"omp_default": True},
+    "malloc keeps freed memory off": {"malloc_default": True},
     "math attention kernel for short sequences off": {"fused_attention": True},
     "preprocessing cache off": {"no_cache": True},
     "argmax logits off": {"full_logits": True},
@@ -76,6 +77,7 @@ TEXT_LEVERS = {
 IMAGE_LEVERS = {
     "bf16 off": {"overrides": ["training.bf16=false"]},
     "bounded OpenMP spinning off": {"omp_default": True},
+    "malloc keeps freed memory off": {"malloc_default": True},
     "augmentation on (hfft's default)": {"overrides": ["regularization.augment=true"]},
     "per-epoch validation + checkpoint on (hfft's default)": PER_EPOCH,
     "data pipeline alone": {"pipeline_only": True},
@@ -83,7 +85,11 @@ IMAGE_LEVERS = {
     "1 dataloader worker": {"overrides": ["training.dataloader_num_workers=1"]},
 }
 IMAGE_LEVERS = {"channels-last layout off (CNN)": {"no_channels_last": True}, **IMAGE_LEVERS}
-AUDIO_LEVERS = {"math attention kernel for short sequences off": {"fused_attention": True}, **IMAGE_LEVERS}
+AUDIO_LEVERS = {
+    "math attention kernel for short sequences off": {"fused_attention": True},
+    "cached features as nested lists (not Array2D)": {"feature_lists": True},
+    **IMAGE_LEVERS,
+}
 
 
 # ----------------------------------------------------------------------------- machine
