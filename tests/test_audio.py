@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import numpy as np
 import pytest
 import soundfile as sf
@@ -373,3 +374,19 @@ def test_deterministic_features_are_cached_and_train_identically(folder, tmp_pat
     assert set(validation.column_names) == {"labels", "input_features"}
     first = validation[0]["input_features"]
     assert isinstance(first, np.ndarray) and first.shape[1] == 100  # (mel bins, frames): 0.5 s clips, a 1 s window
+    assert validation.features["input_features"] == datasets.Array2D(first.shape, "float32")  # read back as arrays
+
+
+@pytest.mark.parametrize("kind", ["whisper", "ast", "wav2vec2"])
+def test_cached_spectrograms_are_fixed_shape_arrays_and_waveforms_stay_lists(tmp_path, kind):
+    """Spectrograms of a fixed shape are cached as `Array2D` (a batch reads back as arrays, not nested lists);
+    1-D waveforms, whose length follows the clip, keep the list type `datasets` infers."""
+    save = {"whisper": save_tiny_whisper, "ast": save_tiny_ast, "wav2vec2": save_tiny_wav2vec2}[kind]
+    model = save(tmp_path / kind)
+    recipe = AudioClassification(model=str(model), preprocessing={"max_duration": 0.5})
+    recipe.processor = recipe.load_processor(str(model))
+    name = recipe.processor.model_input_names[0]
+    shape = np.asarray(recipe.features([np.zeros(recipe.max_samples, dtype=np.float32)], None)[name][0]).shape
+    expected = None if kind == "wav2vec2" else datasets.Array2D(shape, "float32")
+    assert recipe.cached_feature_type() == expected
+    assert len(shape) == (1 if kind == "wav2vec2" else 2)

@@ -159,3 +159,58 @@ def test_short_sequences_train_attention_in_the_math_kernel_and_the_model_is_sav
     model.save_pretrained(tmp_path / "saved")
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())
     assert not any("attn" in key for key in saved), saved
+
+
+MALLOC_PROBE = """
+import json, resource, sys
+import torch
+from transformers import TrainingArguments
+from hfft.perf import Trainer
+
+def faults():  # allocate, touch and free 48 MiB four times: glibc maps and unmaps blocks this large by default
+    torch.ones(12 << 20)  # (memory kept: this one grows the heap, the next four reuse it)
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        torch.ones(12 << 20)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x, labels):
+        return {"loss": torch.nn.functional.cross_entropy(self.linear(x), labels)}
+
+before = faults()
+rows = [{"x": torch.randn(4), "labels": i % 2} for i in range(4)]
+args = TrainingArguments(sys.argv[1], use_cpu=True, max_steps=1, report_to="none", per_device_train_batch_size=4)
+Trainer(model=Tiny(), args=args, train_dataset=rows).train()
+print(json.dumps({"before": before, "after": faults()}))
+"""
+
+
+@pytest.mark.parametrize("own_setting", [False, True])
+def test_training_keeps_freed_memory_unless_malloc_is_configured(tmp_path: Path, own_setting: bool) -> None:
+    """After hfft's Trainer.train(), freed blocks stay with the process: allocating again costs no page faults
+    (glibc, Linux). A MALLOC_* variable of the user's own wins: then nothing changes."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc only")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if own_setting:
+        env["MALLOC_TRIM_THRESHOLD_"] = "131072"
+    done = subprocess.run(
+        [sys.executable, "-c", MALLOC_PROBE, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    faults = json.loads(done.stdout.strip().splitlines()[-1])
+    assert faults["before"] > 4 * 10_000  # 12,288 pages per 48 MiB block
+    if own_setting:
+        assert faults["after"] > faults["before"] / 2
+    else:
+        assert faults["after"] <= faults["before"] / 4 + 100  # at most one block (heap placement), not all four
