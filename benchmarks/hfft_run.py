@@ -2,7 +2,7 @@
 
 Started by run.py: `python benchmarks/hfft_run.py --spec JSON --out FILE`. `spec["levers"]` may hold
   overrides: dotted config overrides, e.g. ["training.bf16=false"]
-  omp_default: import torch before hfft, so hfft cannot choose OpenMP's waiting policy
+  spin_1000: GOMP_SPINCOUNT=1000 (bounded OpenMP spin-waiting; hfft's default until 2026-12-02)
   no_cache: `datasets.disable_caching()` (preprocessing recomputed)
   pad_to_max_length: text collator pads to preprocessing.max_length (no dynamic padding)
   full_logits: no argmax `preprocess_logits_for_metrics` (whole logits gathered in evaluation)
@@ -127,10 +127,10 @@ def shuffle_grouped_batches() -> None:
 def main() -> None:
     spec, out = worker_args()
     levers = spec.get("levers", {})
-    if levers.get("omp_default"):
-        import torch  # noqa: F401  (before hfft: OpenMP keeps its default waiting policy)
-    import hfft  # noqa: F401  (hfft's process settings happen at import, before torch loads)
+    if levers.get("spin_1000"):
+        import os
 
+        os.environ["GOMP_SPINCOUNT"] = "1000"  # read once, when torch loads
     if levers.get("no_cache"):
         import datasets
 

@@ -61,7 +61,7 @@ TEXT_LEVERS = {
     "bf16 off": {"overrides": ["training.bf16=false"]},
     "length grouping off": {"overrides": ["training.train_sampling_strategy=random"]},
     "dynamic padding off": {"pad_to_max_length": True, "overrides": ["training.train_sampling_strategy=random"]},
-    "bounded OpenMP spinning off": {"omp_default": True},
+    "bounded OpenMP spinning on (GOMP_SPINCOUNT=1000)": {"spin_1000": True},
     "malloc keeps freed memory off": {"malloc_default": True},
     "math attention kernel for short sequences off": {"fused_attention": True},
     "preprocessing cache off": {"no_cache": True},
@@ -76,7 +76,7 @@ TEXT_LEVERS = {
 }
 IMAGE_LEVERS = {
     "bf16 off": {"overrides": ["training.bf16=false"]},
-    "bounded OpenMP spinning off": {"omp_default": True},
+    "bounded OpenMP spinning on (GOMP_SPINCOUNT=1000)": {"spin_1000": True},
     "malloc keeps freed memory off": {"malloc_default": True},
     "augmentation on (hfft's default)": {"overrides": ["regularization.augment=true"]},
     "per-epoch validation + checkpoint on (hfft's default)": PER_EPOCH,

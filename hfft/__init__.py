@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hfft.perf import configure_openmp
-
-configure_openmp()  # before torch loads: bounded OpenMP spin-waiting (hfft/perf.py)
 __version__ = "0.1.0"
 
 _LAZY = {"Recipe": "hfft.recipe", "RecipeConfig": "hfft.config", "load_config": "hfft.config"}

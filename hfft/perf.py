@@ -1,13 +1,13 @@
-"""Speed defaults: OpenMP waiting, CPU threads, native bf16, length-grouped batches without a scan,
+"""Speed defaults: CPU threads, native bf16, length-grouped batches without a scan,
 channels-last CNNs on CPU, evaluation in the training precision, the faster attention kernel for short
-sequences in CPU bf16 training.
+sequences in CPU bf16 training, malloc keeping freed memory for the next training step.
 
 Measured on 2 CPU cores (benchmarks/README.md): bf16 autocast on a CPU with AVX512-BF16 or AMX runs
 MiniLM's training step ~2x faster than float32 (evaluation ~2.7x); grouping texts of similar length
-cuts the padded tokens of short texts ~2x; bounded OpenMP spinning keeps 2 threads ~1.7x faster than
-libgomp's default when another process uses a core; channels-last trains EfficientNet-Lite0 ~1.6x faster;
+cuts the padded tokens of short texts ~2x; channels-last trains EfficientNet-Lite0 ~1.6x faster;
 torch's unfused attention trains the Whisper tiny encoder's 50-frame windows in bf16 ~1.2x faster than the
-fused kernel SDPA picks.
+fused kernel SDPA picks; keeping freed memory removes ~12,000 page faults per Whisper step (hfft's audio
+benchmark trains ~1.09x faster).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import contextlib
 import logging
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-# libgomp spins 300,000 times before an idle thread sleeps: with another process on a core, a thread of
-# ours spins away time slices the other one needs (MiniLM step 145 -> 420 ms; 1,000 spins: 243 ms).
-# Passive waiting (0 spins) is as good there but costs 15-50% on an idle machine; 1,000 costs ~0%.
-GOMP_SPINCOUNT = "1000"
+# OpenMP's waiting is left to libgomp (it spins, and throttles itself when threads outnumber CPUs): bounding
+# the spin (GOMP_SPINCOUNT=1000, hfft's default until 2026-12-02) saves ~1.7x when another process keeps a core
+# busy, but cost 11-22% of training speed on an idle machine in hfft's benchmark (benchmarks/README.md);
+# set GOMP_SPINCOUNT=1000 yourself on a shared machine.
+
 # torch's fused CPU attention kernel (what SDPA picks on CPU) has a slow bf16 backward for short sequences:
 # forward + backward of one attention call is 1.5-5.6x slower than torch's unfused math kernel up to 160 keys,
 # even at 192 and faster beyond (torch 2.13, head sizes 32/64, 6-12 heads, causal or not; forward alone
@@ -33,17 +33,10 @@ SHORT_SEQUENCE_ATTENTION = "hfft_sdpa"
 # glibc's malloc hands freed blocks above its adaptive mmap threshold (128 KiB-32 MiB), and free memory at the
 # heap top above its trim threshold, back to the OS; each training step then page-faults (and zeroes) them
 # back in: ~12,000 faults per Whisper-tiny step, ~15-25% of it. Kept instead (as CPU training guides set up
-# jemalloc/tcmalloc: no decay), freed memory is reused; the process's peak RSS is unchanged.
+# jemalloc/tcmalloc: no decay), freed memory is reused; peak RSS +1-4% in hfft's benchmark (fragmentation).
 MALLOC_MMAP_THRESHOLD = 1 << 30  # blocks of 1 GiB and more are still mapped and unmapped on their own
 MALLOC_TRIM_THRESHOLD = 1 << 30
 MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
-
-
-def configure_openmp() -> None:
-    """Bound libgomp's spin-waiting (torch's OpenMP on Linux). OpenMP reads it once when torch loads, so
-    this is a no-op after that; an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins."""
-    if "torch" not in sys.modules and not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ):
-        os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
 
 
 def usable_cores() -> int:
