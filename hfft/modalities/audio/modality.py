@@ -253,7 +253,7 @@ class AudioModality(Recipe):
 
     def cached_feature_type(self) -> Any:
         """The cached features' `datasets` type: `Array2D` for spectrograms, whose rows come back from the cache as
-        one array each (a batch of 16 Whisper log-mels: ~3 ms, against ~13 ms as nested lists of floats); None
+        one array each (a batch of 16 Whisper log-mels: ~4 ms, against ~14 ms as nested lists of floats); None
         (`datasets` infers a list) for 1-D waveforms or shapes that vary in more than their first axis."""
         import datasets
 
