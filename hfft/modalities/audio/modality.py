@@ -237,16 +237,13 @@ class AudioModality(Recipe):
             return self.features([self.fit_length(np.asarray(w, dtype=np.float32)) for w in batch["waveform"]], None)
 
         name = self.processor.model_input_names[0]
-        features = encoded.features.copy()
-        del features["waveform"]
-        fixed = self.cached_feature_type()
+        schema, fixed = None, self.cached_feature_type()
+        if fixed is not None:  # otherwise `datasets` infers the type from the first batch
+            schema = encoded.features.copy()
+            del schema["waveform"]
+            schema[name] = fixed
         cached = encoded.map(
-            extract,
-            batched=True,
-            batch_size=64,
-            remove_columns=["waveform"],
-            features=features.__class__({**features, name: fixed}) if fixed is not None else None,
-            desc=f"features {split}",
+            extract, batched=True, batch_size=64, remove_columns=["waveform"], features=schema, desc=f"features {split}"
         )
         self.report.splits.setdefault(split, cleaning.SplitReport()).notes["cached_features"] = name
         return cached.with_format("numpy", columns=[name], output_all_columns=True)
@@ -258,14 +255,13 @@ class AudioModality(Recipe):
         import datasets
 
         name = self.processor.model_input_names[0]
-        shapes = {
+        full, half = (
             np.asarray(self.features([np.zeros(n, dtype=np.float32)], None)[name][0]).shape
             for n in (self.max_samples, self.max_samples // 2)
-        }
-        if any(len(shape) != 2 for shape in shapes) or len({shape[1:] for shape in shapes}) > 1:
+        )
+        if len(full) != 2 or len(half) != 2 or full[1:] != half[1:]:
             return None
-        first = shapes.pop() if len(shapes) == 1 else None
-        return datasets.Array2D(first or (None, *next(iter(shapes))[1:]), "float32")
+        return datasets.Array2D(full if full == half else (None, *full[1:]), "float32")
 
     def deterministic_inputs(self, split: str) -> bool:
         """True when a split's model inputs are the same in every epoch: evaluation splits, and training without
