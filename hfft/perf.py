@@ -62,7 +62,8 @@ def set_cpu_threads() -> None:
 
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep memory freed during training for reuse instead of returning it to the OS (`mallopt`
-    M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, see ``MALLOC_TRIM_THRESHOLD``). Process-wide and not undone. Skipped off
+    M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, see ``MALLOC_TRIM_THRESHOLD``). Process-wide and not undone (glibc cannot
+    go back to its adaptive thresholds); hfft's Trainer hands the memory back when training ends. Skipped off
     glibc and when one of glibc's ``MALLOC_*_`` variables is set (that setting wins). Returns whether it applied."""
     import ctypes
     import platform
@@ -77,6 +78,25 @@ def keep_freed_memory() -> bool:
     return bool(
         libc.mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD) and libc.mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD)
     )
+
+
+def release_freed_memory() -> bool:
+    """Hand memory that is free in malloc's heaps back to the OS (glibc `malloc_trim`), e.g. what training freed
+    but `keep_freed_memory` kept, so that what runs after training (test evaluation, saving, plots) does not add
+    its own peak on top of training's. Returns whether glibc was there to ask."""
+    import ctypes
+    import gc
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    gc.collect()  # tensors held only by reference cycles (e.g. a finished step's frames) free their memory first
+    libc.malloc_trim(0)
+    return True
 
 
 def native_cpu_bf16() -> bool:
@@ -354,7 +374,9 @@ def _trainer_class(base_name: str) -> type:
 
         def train(self, *args: Any, **kwargs: Any) -> Any:
             """(11) bf16 training on CPU runs short sequences' attention in torch's math kernel
-            (`short_sequence_attention`); (12) malloc keeps freed memory for the next step (`keep_freed_memory`)."""
+            (`short_sequence_attention`); (12) malloc keeps freed memory for the next step (`keep_freed_memory`) and
+            hands it back when training ends (`release_freed_memory`: evaluation, saving and plots after training
+            then do not add their peak on top of training's)."""
             # not under torch.compile: its graph then would hold a Python-level kernel switch
             cpu_bf16 = self.args.bf16 and self.args.device.type == "cpu" and not self.args.torch_compile
             if keep_freed_memory():
@@ -365,6 +387,7 @@ def _trainer_class(base_name: str) -> type:
             finally:  # the model as it will be reloaded: no autocast wrapper, default memory layout
                 extract_model_from_parallel(self.model, keep_fp32_wrapper=False)
                 self._default_layout()
+                release_freed_memory()
 
         def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
             """Evaluation in the channels-last layout too (see `_channels_last`), then back to the default one.

@@ -164,7 +164,7 @@ def test_short_sequences_train_attention_in_the_math_kernel_and_the_model_is_sav
 MALLOC_PROBE = """
 import json, resource, sys
 import torch
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 from hfft.perf import Trainer
 
 def faults():  # allocate, touch and free 48 MiB four times: glibc maps and unmaps blocks this large by default
@@ -182,18 +182,31 @@ class Tiny(torch.nn.Module):
     def forward(self, x, labels):
         return {"loss": torch.nn.functional.cross_entropy(self.linear(x), labels)}
 
+def rss_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+class FreesABlock(TrainerCallback):  # a step's 256 MiB of activations, freed: kept while training runs
+    def on_step_end(self, args, state, control, **kwargs):
+        torch.ones(64 << 20)
+        self.rss_in_training = rss_mb()
+
 before = faults()
 rows = [{"x": torch.randn(4), "labels": i % 2} for i in range(4)]
 args = TrainingArguments(sys.argv[1], use_cpu=True, max_steps=1, report_to="none", per_device_train_batch_size=4)
-Trainer(model=Tiny(), args=args, train_dataset=rows).train()
-print(json.dumps({"before": before, "after": faults()}))
+step = FreesABlock()
+Trainer(model=Tiny(), args=args, train_dataset=rows, callbacks=[step]).train()
+rss_after_training = rss_mb()
+print(json.dumps({"before": before, "after": faults(), "rss_in_training": step.rss_in_training,
+                  "rss_after_training": rss_after_training}))
 """
 
 
 @pytest.mark.parametrize("own_setting", [False, True])
 def test_training_keeps_freed_memory_unless_malloc_is_configured(tmp_path: Path, own_setting: bool) -> None:
     """After hfft's Trainer.train(), freed blocks stay with the process: allocating again costs no page faults
-    (glibc, Linux). A MALLOC_* variable of the user's own wins: then nothing changes."""
+    (glibc, Linux); what training freed is handed back when it ends (no resident memory left over for what runs
+    after it). A MALLOC_* variable of the user's own wins: then nothing changes."""
     import os
     import platform
     import subprocess
@@ -214,3 +227,5 @@ def test_training_keeps_freed_memory_unless_malloc_is_configured(tmp_path: Path,
         assert faults["after"] > faults["before"] / 2
     else:
         assert faults["after"] <= faults["before"] / 4 + 100  # at most one block (heap placement), not all four
+        assert faults["rss_in_training"] > 256  # the freed block was kept while training ran ...
+        assert faults["rss_in_training"] - faults["rss_after_training"] > 200  # ... and handed back when it ended
