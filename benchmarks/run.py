@@ -378,8 +378,9 @@ def summarise(results: list[dict[str, Any]], peaks: dict[str, float]) -> dict[st
                 ratios.setdefault(f"accuracy - {ref}", []).append(hfft["accuracy"] - other["accuracy"])
         summary[case] = {"variants": variants, "ratios": {k: spread(v) for k, v in ratios.items()}}
         summary[case]["levers"] = lever_effects(rows)
-        mfu = [mfu_of(r, peaks) for r in rows if r["variant"] in ("hfft", "B")]
-        summary[case]["mfu"] = [m for m in mfu if m]
+        mfu = [m for m in (mfu_of(r, peaks) for r in rows if r["variant"] in ("hfft", "B", "B+bf16")) if m]
+        summary[case]["mfu"] = mfu
+        summary[case]["same_work_bounds"] = same_work_bounds(mfu)
     return summary
 
 
@@ -424,21 +425,46 @@ def mfu_of(result: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any] | 
     peak = peaks.get(f"{dtype}@{result['threads']}")
     steps = result["train_steps"]
     achieved = result["model_flops"] / result["step_time_s"] / 1e9
-    return {
+    mfu = {
         "variant": result["variant"],
         "seed": result["seed"],
         "dtype": dtype,
         "threads": result["threads"],
         "model_gflop_per_step": round(result["model_flops"] / steps / 1e9, 2),
-        "padded_tokens_per_step": round(result["padded_tokens"] / steps, 1),
-        "real_tokens_per_step": round(result["real_tokens"] / steps, 1),
         "step_time_s": round(result["step_time_s"] / steps, 4),
+        "median_step_s": result["median_step_ms"] / 1000 if result.get("median_step_ms") else None,
         "model_gflops": round(achieved, 1),
-        "hardware_gflops": round(result["hardware_flops"] / result["step_time_s"] / 1e9, 1),
         "peak_gflops": peak,
         "mfu": round(achieved / peak, 3) if peak else None,
-        "six_n_t_gflops": round(6 * result["total_params"] * result["real_tokens"] / result["step_time_s"] / 1e9, 1),
     }
+    if result.get("real_tokens"):  # text: tokens counted per batch
+        mfu.update(
+            padded_tokens_per_step=round(result["padded_tokens"] / steps, 1),
+            real_tokens_per_step=round(result["real_tokens"] / steps, 1),
+            hardware_gflops=round(result["hardware_flops"] / result["step_time_s"] / 1e9, 1),
+            six_n_t_gflops=round(6 * result["total_params"] * result["real_tokens"] / result["step_time_s"] / 1e9, 1),
+        )
+    return mfu
+
+
+def same_work_bounds(mfu: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The most hfft can gain over a baseline that runs in the same dtype, doing the same work: the baseline's median
+    step over the step at the measured matmul peak (model FLOPs / peak). Per baseline, the median over repeats."""
+    bounds: dict[str, dict[str, Any]] = {}
+    hfft_dtypes = {m["dtype"] for m in mfu if m["variant"] == "hfft"}
+    for ref in ("B", "B+bf16"):
+        rows = [m for m in mfu if m["variant"] == ref and m["dtype"] in hfft_dtypes]
+        rows = [m for m in rows if m["peak_gflops"] and m["median_step_s"]]
+        if rows:
+            at_peak = [m["model_gflop_per_step"] / m["peak_gflops"] for m in rows]
+            bounds[ref] = {
+                "dtype": rows[0]["dtype"],
+                "gflop_per_step": statistics.median(m["model_gflop_per_step"] for m in rows),
+                "step_at_peak_ms": round(1000 * statistics.median(at_peak), 1),
+                "baseline_step_ms": round(1000 * statistics.median(m["median_step_s"] for m in rows), 1),
+                "max_ratio": round(statistics.median(m["median_step_s"] / p for m, p in zip(rows, at_peak)), 2),
+            }
+    return bounds
 
 
 def fmt(s: dict[str, float] | None, digits: int = 1) -> str:
@@ -505,21 +531,33 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 )
     for case, s in summary.items():
         if s.get("mfu"):
+            counted = (
+                "model FLOPs counted per layer on real tokens (3 x forward)"
+                if "real_tokens_per_step" in s["mfu"][0]
+                else "FLOPs of one training batch's forward + backward as torch's FlopCounterMode counts them"
+            )
             lines += [
                 "",
-                f"MFU ({case}): model FLOPs counted per layer on real tokens (3 x forward), over the time of the "
-                "optimizer steps, against the measured matmul peak of the same dtype and thread count.",
+                f"MFU ({case}): {counted}, over the time of the optimizer steps, against the measured matmul peak "
+                "of the same dtype and thread count.",
                 "",
                 "| variant | seed | dtype | threads | tokens/step real (padded) | GFLOP/step | s/step | GFLOP/s "
                 "| peak | MFU | 6·N·T GFLOP/s |",
                 "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for m in s["mfu"]:
-                lines.append(
-                    f"| {m['variant']} | {m['seed']} | {m['dtype']} | {m['threads']} | {m['real_tokens_per_step']} "
-                    f"({m['padded_tokens_per_step']}) | {m['model_gflop_per_step']} | {m['step_time_s']} "
-                    f"| {m['model_gflops']} | {m['peak_gflops']} | {m['mfu']:.0%} | {m['six_n_t_gflops']} |"
+                tokens = (
+                    f"{m['real_tokens_per_step']} ({m['padded_tokens_per_step']})"
+                    if "real_tokens_per_step" in m
+                    else "–"
                 )
+                lines.append(
+                    f"| {m['variant']} | {m['seed']} | {m['dtype']} | {m['threads']} | {tokens} "
+                    f"| {m['model_gflop_per_step']} | {m['step_time_s']} | {m['model_gflops']} | {m['peak_gflops']} "
+                    f"| {m['mfu']:.0%} | {m.get('six_n_t_gflops', '–')} |"
+                )
+            for ref, b in s.get("same_work_bounds", {}).items():
+                lines.append(f"\n{bound_line(case, ref, b)}")
     return "\n".join(lines) + "\n"
 
 
@@ -560,7 +598,17 @@ def headline(summary: dict[str, Any], machine: str) -> list[str]:
         mfu = [m["mfu"] for m in s.get("mfu", []) if m["variant"] == "hfft" and m["mfu"] is not None]
         if mfu:
             lines.append(f"{case} MFU (hfft training step vs measured matmul peak): {statistics.median(mfu):.0%}")
+        for ref, b in s.get("same_work_bounds", {}).items():
+            lines.append(bound_line(case, ref, b))
     return lines
+
+
+def bound_line(case: str, ref: str, b: dict[str, Any]) -> str:
+    return (
+        f"{case} same-work bound vs {ref} ({b['dtype']}): {b['gflop_per_step']:.1f} GFLOP per step take "
+        f"{b['step_at_peak_ms']:.0f} ms at the measured matmul peak, {ref}'s median step {b['baseline_step_ms']:.0f} ms: "
+        f"doing the same work, hfft can be at most {b['max_ratio']:.2f}x {ref}"
+    )
 
 
 # ----------------------------------------------------------------------------- main
