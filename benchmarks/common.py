@@ -152,25 +152,85 @@ def training_numbers(trainer: Any, timer: Any, counter: Counter | None, train_me
         out.update(encoder_flops(config, counter.batches))
         out["total_params"] = sum(p.numel() for p in trainer.model.parameters())
     elif counter is not None and counter.rows and not counter.batches:
-        out["model_flops"] = sum(counter.rows) * counted_flops_per_sample(trainer)
+        step = counted_step(trainer)
+        if step:
+            out["model_flops"] = sum(counter.rows) * step.pop("flops_per_sample")
+            dtype = "bfloat16" if trainer.args.bf16 else "float32"
+            out["matmul_floor_ms"] = round(1000 * matmul_floor_s(step["step_matmuls"], dtype), 1)
+            out.update(step)
     return out
 
 
-def counted_flops_per_sample(trainer: Any) -> float:
-    """Training FLOPs per sample of a fixed-shape model (images, audio windows): forward + backward of the first
-    training batch, after training, as torch's FlopCounterMode counts them (matmuls, convolutions; it has no formula
-    for the CPU fused attention kernel, ~2% of a short-window Whisper step). Frozen layers get no weight gradient,
-    as in training."""
+def matmul_floor_s(matmuls: list[list[Any]], dtype_name: str, tries: int = 5) -> float:
+    """Seconds the given matrix multiplications (`counted_step`'s `step_matmuls`: [a shape, b shape, count]) take alone
+    with torch in this process (its threads and OpenMP settings), each shape timed best of `tries`: a training step
+    with these matmuls can be no faster."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    total = 0.0
+    for a_shape, b_shape, count in matmuls:
+        a, b = torch.randn(a_shape, dtype=dtype), torch.randn(b_shape, dtype=dtype)
+        torch.matmul(a, b)
+        best = float("inf")
+        for _ in range(tries):
+            started = time.perf_counter()
+            torch.matmul(a, b)
+            best = min(best, time.perf_counter() - started)
+        total += count * best
+    return total
+
+
+def counted_step(trainer: Any) -> dict[str, Any] | None:
+    """One training step of a fixed-shape model (images, audio windows) counted: forward + backward of the first
+    training batch on the meta device (a copy of the model's architecture with the same frozen layers: no memory,
+    no effect on the measured run). Returns its FLOPs per sample as torch's FlopCounterMode counts them and the
+    shapes of its matrix multiplications (run.py times them: the step's matmul floor). None for a model that
+    cannot be rebuilt from its config (e.g. a LoRA-wrapped one) and for grouped convolutions, where the counter's
+    backward formula is far off (EfficientNet-Lite0 at 64 px: 82 GFLOP backward for 2 GFLOP forward, torch 2.13)."""
+    import collections
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
 
-    batch = next(iter(trainer.get_train_dataloader()))
-    batch = {k: v.to(trainer.args.device) if hasattr(v, "to") else v for k, v in batch.items()}
     model = trainer.model
-    model.train()
-    with FlopCounterMode(display=False) as flops:
-        model(**batch).loss.backward()
-    model.zero_grad(set_to_none=True)
-    return flops.get_total_flops() / len(batch["labels"])
+    if any(getattr(module, "groups", 1) > 1 for module in model.modules()):
+        return None
+    try:
+        with torch.device("meta"):
+            shadow = type(model)(model.config)
+    except Exception:  # noqa: BLE001 - only a number in a report is lost
+        return None
+    trainable = {name: p.requires_grad for name, p in model.named_parameters()}
+    for name, p in shadow.named_parameters():
+        p.requires_grad_(trainable.get(name, False))
+    aten = torch.ops.aten
+    with_bias = {aten.addmm.default, aten.baddbmm.default}
+    matmuls = with_bias | {aten.mm.default, aten.bmm.default}
+
+    class MatmulShapes(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shapes: collections.Counter = collections.Counter()
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if func in matmuls:
+                a, b = args[1:3] if func in with_bias else args[:2]
+                self.shapes[(tuple(a.shape), tuple(b.shape))] += 1
+            return func(*args, **(kwargs or {}))
+
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    shadow.train()
+    with FlopCounterMode(display=False) as flops, MatmulShapes() as shapes:
+        shadow(**batch).loss.backward()
+    rows = len(batch["labels"])
+    return {
+        "flops_per_sample": flops.get_total_flops() / rows,
+        "step_rows": rows,
+        "step_matmuls": [[list(a), list(b), n] for (a, b), n in sorted(shapes.shapes.items())],
+    }
 
 
 def accuracy_metrics(eval_pred: Any) -> dict[str, float]:
