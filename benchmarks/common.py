@@ -145,6 +145,7 @@ def training_numbers(trainer: Any, timer: Any, counter: Counter | None, train_me
         "first_step_ms": round(1000 * timer.durations[0], 1) if timer.durations else None,
         "startup_s": round(timer.train_begin - STARTED, 2),  # imports, data, preprocessing, model
         "first_step_s": round(timer.first_step - STARTED, 2),  # ... and the first optimizer step
+        "bf16": bool(trainer.args.bf16),
     }
     model = getattr(trainer.model, "base_model", trainer.model)
     config = getattr(model, "config", None)

@@ -169,7 +169,6 @@ def main() -> None:
         accuracy=metrics["test_accuracy"],
         eval_samples_per_second=metrics["test_samples_per_second"],
         wall_time_s=metrics["wall_time_s"],
-        bf16=bool(recipe.trainer.args.bf16),
         sampling=str(recipe.trainer.args.train_sampling_strategy),
     )
 
