@@ -450,8 +450,8 @@ def mfu_of(result: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any] | 
 def same_work_bounds(rows: list[dict[str, Any]], mfu: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The most hfft can gain over a baseline that runs in the same dtype, doing the same work: the baseline's median
     step over the fastest such a step could be. For fixed-shape models that is the step's own matrix multiplications
-    timed alone in the baseline's worker after its run (`matmul_floor_ms`); otherwise its model FLOPs at the measured 2048² matmul peak (looser).
-    Per baseline, medians over repeats."""
+    timed alone in the baseline's worker after its run (`matmul_floor_ms`); otherwise its model FLOPs at the
+    measured 2048² matmul peak (looser). Per baseline, medians over repeats."""
     bounds: dict[str, dict[str, Any]] = {}
     hfft_dtypes = {m["dtype"] for m in mfu if m["variant"] == "hfft"}
     for ref in ("B", "B+bf16"):
@@ -476,6 +476,16 @@ def same_work_bounds(rows: list[dict[str, Any]], mfu: list[dict[str, Any]]) -> d
             "baseline_step_ms": round(1000 * baseline_s, 1),
             "max_ratio": round(baseline_s / floor_s, 2),
         }
+        # each worker's step over its own floor, timed in that process right after its run: a ratio of these is
+        # robust to the machine's speed drifting between runs (the floor drifts with it)
+        for variant in (ref, "hfft"):
+            per_run = [
+                r["median_step_ms"] / r["matmul_floor_ms"]
+                for r in rows
+                if r["variant"] == variant and r.get("matmul_floor_ms") and r.get("median_step_ms")
+            ]
+            if per_run:
+                bounds[ref][f"{variant} step / floor"] = round(statistics.median(per_run), 2)
     return bounds
 
 
@@ -620,6 +630,12 @@ def bound_line(case: str, ref: str, b: dict[str, Any]) -> str:
         f"{case} same-work bound vs {ref} ({b['dtype']}): a step of {b['gflop_per_step']:.1f} GFLOP takes at least "
         f"{b['floor_ms']:.0f} ms ({b['floor']}), {ref}'s median step {b['baseline_step_ms']:.0f} ms: "
         f"doing the same work, hfft can be at most {b['max_ratio']:.2f}x {ref}"
+        + (
+            f"; median step / own matmul floor (drift-robust): {ref} {b[ref + ' step / floor']:.2f}, "
+            f"hfft {b['hfft step / floor']:.2f}"
+            if "hfft step / floor" in b and f"{ref} step / floor" in b
+            else ""
+        )
     )
 
 
