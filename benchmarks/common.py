@@ -186,7 +186,7 @@ def counted_step(trainer: Any) -> dict[str, Any] | None:
     """One training step of a fixed-shape model (images, audio windows) counted: forward + backward of the first
     training batch on the meta device (a copy of the model's architecture with the same frozen layers: no memory,
     no effect on the measured run). Returns its FLOPs per sample as torch's FlopCounterMode counts them and the
-    shapes of its matrix multiplications (run.py times them: the step's matmul floor). None for a model that
+    shapes of its matrix multiplications (`matmul_floor_s` times them: the step's matmul floor). None for a model that
     cannot be rebuilt from its config (e.g. a LoRA-wrapped one) and for grouped convolutions, where the counter's
     backward formula is far off (EfficientNet-Lite0 at 64 px: 82 GFLOP backward for 2 GFLOP forward, torch 2.13)."""
     import collections
