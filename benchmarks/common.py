@@ -162,24 +162,26 @@ def training_numbers(trainer: Any, timer: Any, counter: Counter | None, train_me
     return out
 
 
-def matmul_floor_s(matmuls: list[list[Any]], dtype_name: str, tries: int = 5) -> float:
-    """Seconds the given matrix multiplications (`counted_step`'s `step_matmuls`: [a shape, b shape, count]) take alone
-    with torch in this process (its threads and OpenMP settings), each shape timed best of `tries`: a training step
-    with these matmuls can be no faster."""
+def best_matmul_s(a_shape: list[int], b_shape: list[int], dtype_name: str, tries: int = 5) -> float:
+    """Best-of-`tries` seconds of one torch matmul of random matrices of these shapes (after one warm-up call),
+    at this process's threads and OpenMP settings."""
     import torch
 
     dtype = getattr(torch, dtype_name)
-    total = 0.0
-    for a_shape, b_shape, count in matmuls:
-        a, b = torch.randn(a_shape, dtype=dtype), torch.randn(b_shape, dtype=dtype)
+    a, b = torch.randn(a_shape, dtype=dtype), torch.randn(b_shape, dtype=dtype)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
         torch.matmul(a, b)
-        best = float("inf")
-        for _ in range(tries):
-            started = time.perf_counter()
-            torch.matmul(a, b)
-            best = min(best, time.perf_counter() - started)
-        total += count * best
-    return total
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def matmul_floor_s(matmuls: list[list[Any]], dtype_name: str) -> float:
+    """Seconds the given matrix multiplications (`counted_step`'s `step_matmuls`: [a shape, b shape, count]) take alone
+    in this process, each shape timed by `best_matmul_s`: a training step with these matmuls can be no faster."""
+    return sum(count * best_matmul_s(a_shape, b_shape, dtype_name) for a_shape, b_shape, count in matmuls)
 
 
 def counted_step(trainer: Any) -> dict[str, Any] | None:

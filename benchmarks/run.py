@@ -33,7 +33,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # this process's matmul peak: robust to a busy machine
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, prepare_audio, prepare_image, prepare_text, prepare_tiny_text  # noqa: E402
+from common import ROOT, best_matmul_s, prepare_audio, prepare_image, prepare_text, prepare_tiny_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKERS = {"A": "baseline_a.py", "B": "baseline_b.py", "hfft": "hfft_run.py"}
@@ -139,16 +139,9 @@ def matmul_peak(threads: int, dtype_name: str, size: int = 2048, tries: int = 5)
     """Best GFLOP/s of a size x size matmul with torch at `threads` threads."""
     import torch
 
-    dtype = getattr(torch, dtype_name)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(tries):
-        started = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - started)
+    best = best_matmul_s([size, size], [size, size], dtype_name, tries)
     torch.set_num_threads(before)
     return 2 * size**3 / best / 1e9
 

@@ -60,19 +60,26 @@ def set_cpu_threads() -> None:
         torch.set_num_threads(usable_cores())
 
 
+def _glibc() -> Any:
+    """glibc's C library (ctypes), or None off glibc."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep memory freed during training for reuse instead of returning it to the OS (`mallopt`
     M_MMAP_THRESHOLD / M_TRIM_THRESHOLD, see ``MALLOC_TRIM_THRESHOLD``). Process-wide and not undone (glibc cannot
     go back to its adaptive thresholds); hfft's Trainer hands the memory back when training ends. Skipped off
     glibc and when one of glibc's ``MALLOC_*_`` variables is set (that setting wins). Returns whether it applied."""
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc" or any(name in os.environ for name in MALLOC_ENV):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = None if any(name in os.environ for name in MALLOC_ENV) else _glibc()
+    if libc is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
     return bool(
@@ -84,15 +91,10 @@ def release_freed_memory() -> bool:
     """Hand memory that is free in malloc's heaps back to the OS (glibc `malloc_trim`), e.g. what training freed
     but `keep_freed_memory` kept, so that what runs after training (test evaluation, saving, plots) does not add
     its own peak on top of training's. Returns whether glibc was there to ask."""
-    import ctypes
     import gc
-    import platform
 
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _glibc()
+    if libc is None:
         return False
     gc.collect()  # tensors held only by reference cycles (e.g. a finished step's frames) free their memory first
     libc.malloc_trim(0)
